@@ -1,0 +1,39 @@
+# Every target creates .venv on first use (python3 -m venv + pip install -e ".[dev]").
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: train test test-all lint format bench reproduce clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+train: $(STAMP)  ## MAML-TRPO on 2D navigation, a few minutes on a laptop
+	$(BIN)/python -m maml_hydra.train train.iterations=50 $(ARGS)
+
+test: $(STAMP)  ## the fast suite (no `slow` tests)
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check maml_hydra tests scripts
+	$(BIN)/ruff format --check maml_hydra tests scripts
+
+format: $(STAMP)
+	$(BIN)/ruff format maml_hydra tests scripts
+	$(BIN)/ruff check --fix maml_hydra tests scripts
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench.py
+
+reproduce: $(STAMP)
+	bash scripts/reproduce_nav.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,238 @@
+"""Typed configuration: one dataclass schema per Hydra config group, and their validation.
+
+YAML files under ``conf/`` only choose values; every key is declared (and documented) here.
+Each YAML option binds to its schema explicitly with ``defaults: [base_<group>, _self_]``.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from hydra.core.config_store import ConfigStore
+from hydra.experimental.callback import Callback
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict, read_write
+
+
+class ConfigError(ValueError):
+    """A configuration value that is well-typed but not allowed; the message names the key."""
+
+
+# --------------------------------------------------------------------------------------- env
+@dataclass
+class EnvConfig:
+    """Common keys of every task family (``env`` group)."""
+
+    _target_: str = MISSING  # the task-family class, an EnvBase subclass (see maml_hydra.tasks)
+    name: str = MISSING  # short name used in run directories
+    horizon: int = 100  # steps per episode
+    oracle: bool = False  # append the task parameters to the observation
+
+
+@dataclass
+class NavigationConfig(EnvConfig):
+    """2D point navigation, MAML paper sec. 5.3 (original rllab ``PointEnvRandGoal``)."""
+
+    _target_: str = "maml_hydra.tasks.navigation.Navigation2D"
+    name: str = "navigation"
+    horizon: int = 100
+    goal_low: float = -0.5  # goals are uniform in [goal_low, goal_high]^2
+    goal_high: float = 0.5
+    action_bound: float = 0.1  # actions are clipped to [-action_bound, action_bound]^2
+    goal_tolerance: float = 0.01  # episode ends when |dx| and |dy| are both below this
+
+
+# --------------------------------------------------------------------------------- algorithm
+@dataclass
+class AlgorithmConfig:
+    """Common keys of every meta-optimizer (``algorithm`` group)."""
+
+    _target_: str = MISSING  # the meta-optimizer class (see maml_hydra.meta_optimizers)
+    name: str = MISSING
+
+
+@dataclass
+class TRPOConfig(AlgorithmConfig):
+    """TRPO (Schulman et al. 2015) on the MAML objective, as in the MAML paper."""
+
+    _target_: str = "maml_hydra.meta_optimizers.TRPO"
+    name: str = "trpo"
+    max_kl: float = 0.01  # trust region: mean KL(old || new) on query data
+    cg_iters: int = 10  # conjugate-gradient iterations for the natural-gradient direction
+    cg_damping: float = 1e-5  # added to the Fisher diagonal (rllab's reg_coeff)
+    ls_steps: int = 15  # backtracking line-search candidates
+    ls_backtrack: float = 0.8  # step shrink factor per candidate
+
+
+# ------------------------------------------------------------------------------------- inner
+@dataclass
+class InnerConfig:
+    """The inner (adaptation) update (``inner`` group)."""
+
+    name: str = "vpg"
+    num_steps: int = 1  # gradient steps per task, each on fresh support data; 0 = no adaptation
+    lr: float = 0.1  # inner step size
+    first_order: bool = False  # stop gradients through the inner gradient (FOMAML)
+
+
+# ---------------------------------------------------------------------------------- baseline
+@dataclass
+class BaselineConfig:
+    """Which method of the MAML paper's comparison is trained (``baseline`` group)."""
+
+    name: str = "maml"
+
+
+# ---------------------------------------------------------------------------- plain sections
+@dataclass
+class PolicyConfig:
+    """Gaussian MLP policy with a state-independent log standard deviation."""
+
+    hidden_sizes: list[int] = field(default_factory=lambda: [100, 100])
+    activation: str = "relu"  # one of ACTIVATIONS
+    init_log_std: float = 0.0  # rllab's init_std=1
+
+
+@dataclass
+class TrainConfig:
+    """The meta-training loop."""
+
+    iterations: int = 500  # meta-iterations (one meta-optimizer step each)
+    meta_batch_size: int = 20  # tasks per meta-iteration, resampled every iteration
+    episodes_per_task: int = 20  # episodes per task for each support and query batch
+    checkpoint_every: int = 10  # iterations between checkpoints (one is always written at the end)
+    gamma: float = 0.99  # discount for every advantage, inner and outer
+    gae_lambda: float = 1.0  # GAE lambda on the linear feature baseline; 1.0 = Monte Carlo
+    eval_every: int = 0  # evaluate on held-out tasks every N iterations; 0 = only at the end
+
+
+@dataclass
+class EvalConfig:
+    """Adaptation on held-out tasks (MAML paper: 40 tasks, 40 episodes, 0.1 then 0.05)."""
+
+    num_tasks: int = 40
+    episodes_per_task: int = 40
+    num_steps: int = 3  # returns are reported after 0..num_steps gradient steps
+    lrs: list[float] = field(default_factory=lambda: [0.1, 0.05])  # step k uses lrs[min(k, -1)]
+    seed: int = 1234  # held-out tasks come from their own stream, the same for every run
+
+
+@dataclass
+class Config:
+    """The whole experiment; ``conf/config.yaml`` chooses the group defaults."""
+
+    env: EnvConfig = MISSING
+    algorithm: AlgorithmConfig = MISSING
+    inner: InnerConfig = MISSING
+    baseline: BaselineConfig = MISSING
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = 0
+    device: str = "cpu"  # cpu or cuda
+    resume: str | None = None  # a run directory to continue from its last checkpoint
+    progress: bool = True  # show a progress bar
+
+
+ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu")
+
+
+def register_configs() -> None:
+    """Register every schema in Hydra's ConfigStore (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    cs.store(group="env", name="base_navigation", node=NavigationConfig)
+    cs.store(group="algorithm", name="base_trpo", node=TRPOConfig)
+    cs.store(group="inner", name="base_inner", node=InnerConfig)
+    cs.store(group="baseline", name="base_baseline", node=BaselineConfig)
+
+
+register_configs()
+
+# ``${or_default:${resume},outputs/...}``: a resumed run continues in its own directory.
+if not OmegaConf.has_resolver("or_default"):
+    OmegaConf.register_new_resolver("or_default", lambda value, default: value if value else default)
+
+
+# ------------------------------------------------------------------------------- validation
+def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is not allowed: {allowed}")
+
+
+def validate(cfg: Config) -> None:
+    """Check cross-field and range constraints; raise ConfigError naming the key on the first."""
+    r = _require
+    r(cfg.device in ("cpu", "cuda"), "device", cfg.device, "must be cpu or cuda")
+    if cfg.device == "cuda":
+        r(torch.cuda.is_available(), "device", cfg.device, "no CUDA GPU is visible")
+    r(cfg.env.horizon >= 1, "env.horizon", cfg.env.horizon, "must be >= 1")
+    r(cfg.inner.num_steps >= 0, "inner.num_steps", cfg.inner.num_steps, "must be >= 0")
+    r(cfg.inner.lr > 0, "inner.lr", cfg.inner.lr, "must be > 0")
+    t = cfg.train
+    r(t.iterations >= 1, "train.iterations", t.iterations, "must be >= 1")
+    r(t.meta_batch_size >= 1, "train.meta_batch_size", t.meta_batch_size, "must be >= 1")
+    r(t.episodes_per_task >= 2, "train.episodes_per_task", t.episodes_per_task, "must be >= 2")
+    r(t.checkpoint_every >= 1, "train.checkpoint_every", t.checkpoint_every, "must be >= 1")
+    r(0 < t.gamma <= 1, "train.gamma", t.gamma, "must be in (0, 1]")
+    r(0 <= t.gae_lambda <= 1, "train.gae_lambda", t.gae_lambda, "must be in [0, 1]")
+    r(t.eval_every >= 0, "train.eval_every", t.eval_every, "must be >= 0")
+    p = cfg.policy
+    r(len(p.hidden_sizes) >= 1, "policy.hidden_sizes", list(p.hidden_sizes), "must be non-empty")
+    r(all(h >= 1 for h in p.hidden_sizes), "policy.hidden_sizes", list(p.hidden_sizes),
+      "every size must be >= 1")
+    r(p.activation in ACTIVATIONS, "policy.activation", p.activation,
+      f"must be one of {', '.join(ACTIVATIONS)}")
+    e = cfg.eval
+    r(e.num_tasks >= 1, "eval.num_tasks", e.num_tasks, "must be >= 1")
+    r(e.episodes_per_task >= 2, "eval.episodes_per_task", e.episodes_per_task, "must be >= 2")
+    r(e.num_steps >= 0, "eval.num_steps", e.num_steps, "must be >= 0")
+    r(len(e.lrs) >= 1 and all(lr > 0 for lr in e.lrs), "eval.lrs", list(e.lrs),
+      "must be a non-empty list of positive step sizes")
+    a = cfg.algorithm
+    if isinstance(a, TRPOConfig):
+        r(a.max_kl > 0, "algorithm.max_kl", a.max_kl, "must be > 0")
+        r(a.cg_iters >= 1, "algorithm.cg_iters", a.cg_iters, "must be >= 1")
+        r(a.cg_damping >= 0, "algorithm.cg_damping", a.cg_damping, "must be >= 0")
+        r(a.ls_steps >= 1, "algorithm.ls_steps", a.ls_steps, "must be >= 1")
+        r(0 < a.ls_backtrack < 1, "algorithm.ls_backtrack", a.ls_backtrack, "must be in (0, 1)")
+    if isinstance(cfg.env, NavigationConfig):
+        n = cfg.env
+        r(n.goal_low < n.goal_high, "env.goal_high", n.goal_high, f"must be > env.goal_low={n.goal_low}")
+        r(n.action_bound > 0, "env.action_bound", n.action_bound, "must be > 0")
+        r(n.goal_tolerance >= 0, "env.goal_tolerance", n.goal_tolerance, "must be >= 0")
+
+
+def to_config(cfg: DictConfig | Config) -> Config:
+    """Turn a composed DictConfig (with or without its ``hydra`` node) into a validated Config."""
+    if isinstance(cfg, DictConfig):
+        if "hydra" in cfg:
+            cfg = copy.deepcopy(cfg)
+            with read_write(cfg), open_dict(cfg):
+                del cfg["hydra"]
+        cfg = OmegaConf.to_object(cfg)
+    validate(cfg)
+    return cfg
+
+
+class ValidateOnStart(Callback):
+    """Hydra callback: validate before Hydra creates any run directory.
+
+    ``on_run_start``/``on_multirun_start`` fire before ``run_job`` makes the output folder, so a
+    bad value leaves nothing behind. Swept values are validated again by each job.
+    """
+
+    def _check(self, config: DictConfig) -> None:
+        try:
+            to_config(config)
+        except ConfigError as err:
+            sys.exit(f"error: {err}")
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config)

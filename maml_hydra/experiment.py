@@ -1,0 +1,166 @@
+"""The Experiment: turns a Config into task family, policy, learner, meta-optimizer, evaluator
+and logger, and runs (or resumes) meta-training."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+
+import torch
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+
+from maml_hydra.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from maml_hydra.config import Config, validate
+from maml_hydra.evaluation import Evaluator, summarize
+from maml_hydra.learner import MAML
+from maml_hydra.logger import RunLogger, Stopwatch, flatten_config
+from maml_hydra.policy import GaussianMLPPolicy
+from maml_hydra.seeding import generator
+
+# Keys that may differ between a run and its resumption.
+RESUMABLE_KEYS = ("resume", "train.iterations", "progress", "device")
+
+
+class Experiment:
+    """Build everything from ``cfg``; ``train()`` runs meta-training into ``run_dir``.
+
+    Works without Hydra: ``Experiment(OmegaConf.to_object(composed_cfg), run_dir).train()``.
+    With ``cfg.resume`` set, continues from ``<resume>/checkpoints/last.pt`` in that directory.
+    """
+
+    def __init__(self, cfg: Config, run_dir: str | Path | None = None) -> None:
+        validate(cfg)
+        self.cfg = cfg
+        if run_dir is None:
+            run_dir = cfg.resume or Path("outputs") / datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
+        self.run_dir = Path(run_dir)
+        self.device = torch.device(cfg.device)
+        torch.manual_seed(cfg.seed)
+
+        family = get_class(cfg.env._target_)
+        t = cfg.train
+        self.env = family(cfg.env, t.meta_batch_size, t.episodes_per_task, self.device)
+        self.policy = GaussianMLPPolicy(
+            self.env.observation_dim,
+            self.env.action_dim,
+            list(cfg.policy.hidden_sizes),
+            cfg.policy.activation,
+            cfg.policy.init_log_std,
+        ).to(self.device)
+        self.learner = MAML(self.policy, cfg.inner, t.gamma, t.gae_lambda)
+        self.meta_optimizer = get_class(cfg.algorithm._target_)(cfg.algorithm, self.learner)
+        self.evaluator = Evaluator(family, cfg.env, cfg.eval, self.learner, self.device)
+        self.task_rng = generator("train-tasks", cfg.seed)
+        self.action_rng = generator("train-actions", cfg.seed, self.device)
+        self.iteration = 0
+        self.env_steps = 0
+        self.seen_tasks: list[torch.Tensor] = []  # kept for tests of the task streams
+        if cfg.resume:
+            self.load_state_dict(load_checkpoint(self.checkpoint_path))
+
+    # ------------------------------------------------------------------- checkpoints
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "last.pt"
+
+    def state_dict(self) -> dict:
+        return {
+            "format": 1,
+            "iteration": self.iteration,
+            "env_steps": self.env_steps,
+            "policy": {k: v.detach().cpu() for k, v in self.policy.state_dict().items()},
+            "meta_optimizer": self.meta_optimizer.state_dict(),
+            "rng": {"tasks": self.task_rng.get_state(), "actions": self.action_rng.get_state()},
+            "config": OmegaConf.to_yaml(OmegaConf.structured(self.cfg)),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        saved = flatten_config(OmegaConf.create(state["config"]))
+        current = flatten_config(self.cfg)
+        diffs = [
+            f"{k} (checkpoint {saved.get(k)!r}, now {current.get(k)!r})"
+            for k in sorted(set(saved) | set(current))
+            if k not in RESUMABLE_KEYS and saved.get(k) != current.get(k)
+        ]
+        if diffs:
+            raise CheckpointError(f"{self.checkpoint_path}: written with a different config: {'; '.join(diffs)}")
+        try:
+            self.policy.load_state_dict({k: v.to(self.device) for k, v in state["policy"].items()})
+        except RuntimeError as err:
+            raise CheckpointError(f"{self.checkpoint_path}: policy does not fit: {str(err).splitlines()[0]}") from None
+        self.meta_optimizer.load_state_dict(state["meta_optimizer"])
+        self.task_rng.set_state(state["rng"]["tasks"])
+        self.action_rng.set_state(state["rng"]["actions"])
+        self.iteration = int(state["iteration"])
+        self.env_steps = int(state["env_steps"])
+
+    def save(self) -> Path:
+        save_checkpoint(self.checkpoint_path, self.state_dict())
+        return self.checkpoint_path
+
+    # ------------------------------------------------------------------------ training
+    def meta_iteration(self) -> dict[str, float]:
+        """Sample tasks, sample support and query data, take one meta-optimizer step."""
+        start = time.perf_counter()
+        watch = Stopwatch()
+        tasks = self.env.sample_tasks(self.cfg.train.meta_batch_size, self.task_rng)
+        self.seen_tasks.append(tasks)
+        self.env.set_tasks(tasks)
+        theta = self.learner.parameters()
+        batch = self.learner.sample(self.env, theta, self.action_rng, watch)
+        theta, opt_metrics = self.meta_optimizer.step(theta, batch)
+        self.learner.load_parameters(theta)
+        steps = sum(t.num_env_steps for t in batch.supports) + batch.query.num_env_steps
+        self.env_steps += steps
+        first = batch.supports[0] if batch.supports else batch.query
+        metrics = {
+            "train/return_before_adaptation": first.episode_returns().mean().item(),
+            "train/return_after_adaptation": batch.query.episode_returns().mean().item(),
+            "train/env_steps": float(self.env_steps),
+            "train/policy_std": self.policy.log_std.exp().mean().item(),
+        }
+        for key, value in opt_metrics.items():
+            metrics[key if "/" in key else f"train/{key}"] = value
+        for phase, seconds in watch.seconds.items():
+            metrics[f"time/{phase}"] = seconds
+        metrics["time/env_steps_per_second"] = steps / max(watch.seconds["sampling"], 1e-9)
+        metrics["time/iteration"] = time.perf_counter() - start
+        return metrics
+
+    def evaluate(self) -> dict:
+        """Returns after 0..eval.num_steps gradient steps on the held-out tasks."""
+        return summarize(self.evaluator.evaluate(self.learner.parameters()))
+
+    def train(self) -> dict:
+        """Meta-train until ``train.iterations``; write TensorBoard, checkpoints and
+        ``eval_results.json`` under ``run_dir``; return the final evaluation summary."""
+        cfg = self.cfg.train
+        logger = RunLogger(self.run_dir, self.cfg, self.iteration, cfg.iterations, self.cfg.progress)
+        try:
+            while self.iteration < cfg.iterations:
+                metrics = self.meta_iteration()
+                self.iteration += 1
+                logger.scalars(self.iteration, metrics)
+                logger.progress({
+                    "before": metrics["train/return_before_adaptation"],
+                    "after": metrics["train/return_after_adaptation"],
+                    "s/it": metrics["time/iteration"],
+                })
+                if self.iteration % cfg.checkpoint_every == 0 or self.iteration == cfg.iterations:
+                    self.save()
+                if cfg.eval_every and self.iteration % cfg.eval_every == 0 and self.iteration < cfg.iterations:
+                    self._log_eval(logger, self.evaluate())
+            summary = self.evaluate()
+            self._log_eval(logger, summary)
+            summary = {"iteration": self.iteration, "env_steps": self.env_steps, **summary}
+            (self.run_dir / "eval_results.json").write_text(json.dumps(summary, indent=1))
+            logger.hparams({f"eval/return_step_{k}": v for k, v in enumerate(summary["return_mean"])})
+            return summary
+        finally:
+            logger.close()
+
+    def _log_eval(self, logger: RunLogger, summary: dict) -> None:
+        logger.scalars(self.iteration, {f"eval/return_step_{k}": v for k, v in enumerate(summary["return_mean"])})

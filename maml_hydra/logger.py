@@ -1,0 +1,77 @@
+"""Run logging: TensorBoard scalars (``train/``, ``eval/``, ``time/``), the config, a progress bar."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from omegaconf import OmegaConf
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+
+class Stopwatch:
+    """Accumulates wall-clock seconds per named phase: ``with watch("sampling"): ...``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] += time.perf_counter() - start
+
+
+def flatten_config(cfg) -> dict[str, object]:
+    """Dotted keys -> values of a (structured) config, lists kept as strings."""
+    container = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+    flat: dict[str, object] = {}
+
+    def walk(node, prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict):
+                walk(value, f"{name}.")
+            else:
+                flat[name] = str(value) if isinstance(value, list) or value is None else value
+
+    walk(container, "")
+    return flat
+
+
+class RunLogger:
+    """One TensorBoard run in ``<run_dir>/tensorboard``. On resume, ``purge_step`` makes
+    TensorBoard drop the events a killed run wrote after its last checkpoint."""
+
+    def __init__(self, run_dir: Path, cfg, start_iteration: int, total: int, progress: bool) -> None:
+        self.writer = SummaryWriter(
+            log_dir=str(run_dir / "tensorboard"), purge_step=start_iteration if start_iteration else None
+        )
+        self.config = flatten_config(cfg)
+        if start_iteration == 0:
+            rows = "\n".join(f"| {k} | {v} |" for k, v in self.config.items())
+            self.writer.add_text("config", "| key | value |\n|---|---|\n" + rows, 0)
+        self.bar = tqdm(total=total, initial=start_iteration, disable=not progress, desc="meta-train",
+                        unit="it", dynamic_ncols=True)
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def progress(self, values: dict[str, float]) -> None:
+        self.bar.set_postfix({k.split("/")[-1]: f"{v:.2f}" for k, v in values.items()}, refresh=False)
+        self.bar.update(1)
+
+    def hparams(self, final_metrics: dict[str, float]) -> None:
+        hp = {k: v for k, v in self.config.items() if isinstance(v, int | float | str | bool)}
+        self.writer.add_hparams(hp, {f"hparam/{k}": v for k, v in final_metrics.items()}, run_name=".")
+
+    def close(self) -> None:
+        self.bar.close()
+        self.writer.close()

@@ -1,0 +1,171 @@
+"""Meta-optimizers: they step the meta-parameters on the MAML objective of a sampled MetaBatch.
+
+The math is pure functions (surrogate, KL, Fisher-vector product, conjugate gradient, line
+search); the classes hold configuration and (for stateful optimizers) state.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+from torch.func import vjp
+
+from maml_hydra.config import TRPOConfig
+from maml_hydra.learner import MAML, MetaBatch
+from maml_hydra.policy import gaussian_kl, gaussian_log_prob
+from maml_hydra.sampling import Trajectories
+
+
+# ----------------------------------------------------------------------------- objectives
+def task_weights(mask: Tensor) -> Tensor:
+    """Weights [T,E,H] that turn a sum into the mean over each task's valid steps, then over
+    tasks (every task counts the same, whatever its episodes' lengths)."""
+    return mask / mask.sum(dim=(1, 2), keepdim=True) / mask.shape[0]
+
+
+def surrogate_loss(mean: Tensor, log_std: Tensor, query: Trajectories) -> Tensor:
+    """TRPO surrogate (Schulman et al. 2015, eq. 14), negated for minimisation:
+    -E[pi_new(a|s) / pi_old(a|s) * A] over the query data of the adapted policies."""
+    log_prob = gaussian_log_prob(mean, log_std[:, None, None, :], query.actions)
+    ratio = torch.exp(log_prob - query.log_prob)
+    return -(ratio * query.advantages * task_weights(query.mask)).sum()
+
+
+def mean_kl(mean: Tensor, log_std: Tensor, query: Trajectories) -> Tensor:
+    """Mean KL(pi_old || pi_new) over the query steps, the TRPO constraint (eq. 12)."""
+    kl = gaussian_kl(query.mean, query.log_std[:, None, None, :], mean, log_std[:, None, None, :])
+    return (kl * task_weights(query.mask)).sum()
+
+
+# ------------------------------------------------------------------------ linear algebra
+def conjugate_gradient(
+    matvec: Callable[[Tensor], Tensor], b: Tensor, iters: int, residual_tol: float = 1e-10
+) -> Tensor:
+    """Solve A x = b for symmetric positive-definite A given only x -> A x (Hestenes-Stiefel)."""
+    x = torch.zeros_like(b)
+    r = b.clone()
+    p = b.clone()
+    rr = r @ r
+    for _ in range(iters):
+        if rr <= residual_tol:
+            break
+        ap = matvec(p)
+        alpha = rr / (p @ ap)
+        x = x + alpha * p
+        r = r - alpha * ap
+        rr_new = r @ r
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return x
+
+
+def fisher_vector_product(
+    vjp_fn: Callable, outputs: tuple[Tensor, Tensor], mask: Tensor, damping: float
+) -> Callable[[Tensor], Tensor]:
+    """v -> (H + damping I) v, H the Hessian of ``mean_kl`` at theta = theta_old.
+
+    At theta_old the KL and its gradient with respect to the policy outputs (mean, log_std) are
+    zero, so its Hessian is exactly the Gauss-Newton product J^T F J, J = d(mean, log_std)/d theta
+    through the adaptation and F the Gaussian's Fisher matrix: 1/sigma^2 for the mean, 2 for the
+    log_std. ``vjp_fn`` (u -> J^T u) is the reverse graph kept from the meta-gradient; since it is
+    linear in u, its own vjp maps v -> J v. Both graphs are built once per meta-iteration and
+    reused by every CG iteration; no third-order derivative is formed.
+    """
+    mean, log_std = outputs
+    weights = task_weights(mask)[..., None]  # [T,E,H,1]
+    inv_var = torch.exp(-2 * log_std.detach())[:, None, None, :]  # [T,1,1,A]
+    log_std_weight = 2 * weights.sum(dim=(1, 2))  # [T,1]
+    _, jacobian_vector = vjp(vjp_fn, (torch.zeros_like(mean), torch.zeros_like(log_std)))
+
+    def product(v: Tensor) -> Tensor:
+        ((d_mean, d_log_std),) = jacobian_vector((v,))
+        (hv,) = vjp_fn((d_mean * weights * inv_var, d_log_std * log_std_weight))
+        return hv + damping * v
+
+    return product
+
+
+def line_search(
+    evaluate: Callable[[Tensor], tuple[Tensor, Tensor]],
+    theta: Tensor,
+    full_step: Tensor,
+    loss_before: Tensor,
+    max_kl: float,
+    steps: int,
+    backtrack: float,
+) -> tuple[Tensor, int, Tensor, Tensor]:
+    """Backtracking line search: try theta - backtrack^i * full_step for i = 0..steps-1 and
+    accept the first candidate whose loss is finite and lower than before with KL <= max_kl.
+
+    Returns (theta_new, accepted index or -1, loss, kl); on failure theta is returned unchanged.
+    """
+    loss, kl = loss_before, torch.zeros(())
+    for i in range(steps):
+        candidate = theta - backtrack**i * full_step
+        loss, kl = evaluate(candidate)
+        if torch.isfinite(loss) and torch.isfinite(kl) and loss < loss_before and kl <= max_kl:
+            return candidate, i, loss, kl
+    return theta, -1, loss, kl
+
+
+# ----------------------------------------------------------------------------- optimizers
+class TRPO:
+    """MAML-TRPO: the natural-gradient step of TRPO on the post-adaptation surrogate."""
+
+    def __init__(self, cfg: TRPOConfig, learner: MAML) -> None:
+        self.cfg = cfg
+        self.learner = learner
+
+    def step(self, theta: Tensor, batch: MetaBatch) -> tuple[Tensor, dict[str, float]]:
+        cfg, query = self.cfg, batch.query
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def dist_fn(th: Tensor) -> tuple[Tensor, Tensor]:
+            return self.learner.query_dist(th, batch)
+
+        def evaluate(th: Tensor) -> tuple[Tensor, Tensor]:
+            with torch.no_grad():
+                mean, log_std = dist_fn(th)
+                return surrogate_loss(mean, log_std, query), mean_kl(mean, log_std, query)
+
+        # Meta-gradient: one reverse graph through the adaptation, reused by every HVP below.
+        (mean, log_std), vjp_fn = vjp(dist_fn, theta)
+        out = (mean.detach().requires_grad_(), log_std.detach().requires_grad_())
+        loss_before = surrogate_loss(*out, query)
+        (gradient,) = vjp_fn(torch.autograd.grad(loss_before, out))
+        loss_before = loss_before.detach()
+        timings["meta_gradient"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        hvp = fisher_vector_product(vjp_fn, (mean, log_std), query.mask, cfg.cg_damping)
+        direction = conjugate_gradient(hvp, gradient, cfg.cg_iters)
+        curvature = direction @ hvp(direction)
+        full_step = math.sqrt(2 * cfg.max_kl) * direction / curvature.clamp(min=1e-12).sqrt()
+        timings["cg"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        theta_new, accepted, loss_after, kl = line_search(
+            evaluate, theta, full_step, loss_before, cfg.max_kl, cfg.ls_steps, cfg.ls_backtrack
+        )
+        timings["line_search"] = time.perf_counter() - clock
+        metrics = {
+            "surrogate_before": loss_before.item(),
+            "surrogate_after": loss_after.item(),
+            "kl": kl.item(),
+            "line_search_step": float(accepted),
+            "line_search_failed": float(accepted < 0),
+            "grad_norm": gradient.norm().item(),
+        }
+        metrics.update({f"time/{k}": v for k, v in timings.items()})
+        return theta_new.detach(), metrics
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass

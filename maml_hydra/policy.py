@@ -1,0 +1,58 @@
+"""The Gaussian MLP policy and the closed-form Gaussian quantities the losses use."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU}
+
+
+class GaussianMLPPolicy(nn.Module):
+    """pi(a|s) = N(mlp(s), diag(exp(log_std))^2) with a state-independent, learnable log_std.
+
+    The MAML paper's policy (sec. 5.3): an MLP with two hidden layers of 100 ReLU units.
+    ``forward`` returns ``(mean, log_std)``; call it through ``torch.func.functional_call`` to
+    evaluate it at other (adapted, per-task) parameters.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden_sizes: list[int],
+        activation: str = "relu",
+        init_log_std: float = 0.0,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        last = obs_dim
+        for size in hidden_sizes:
+            layers += [nn.Linear(last, size), _ACTIVATIONS[activation]()]
+            last = size
+        layers.append(nn.Linear(last, act_dim))
+        self.mean = nn.Sequential(*layers)
+        self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        return self.mean(obs), self.log_std
+
+
+def gaussian_log_prob(mean: Tensor, log_std: Tensor, actions: Tensor) -> Tensor:
+    """log N(actions; mean, exp(log_std)^2), summed over the last (action) dimension."""
+    z = (actions - mean) * torch.exp(-log_std)
+    return (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
+def gaussian_kl(mean_p: Tensor, log_std_p: Tensor, mean_q: Tensor, log_std_q: Tensor) -> Tensor:
+    """KL(p || q) between diagonal Gaussians, summed over the last dimension."""
+    var_ratio = torch.exp(2 * (log_std_p - log_std_q))
+    mahalanobis = ((mean_p - mean_q) * torch.exp(-log_std_q)).pow(2)
+    return 0.5 * (var_ratio + mahalanobis - 1).sum(-1) + (log_std_q - log_std_p).sum(-1)
+
+
+def gaussian_entropy(log_std: Tensor) -> Tensor:
+    """Entropy of a diagonal Gaussian, summed over the last dimension."""
+    return (log_std + 0.5 * math.log(2 * math.pi * math.e)).sum(-1)

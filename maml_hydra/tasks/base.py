@@ -1,0 +1,118 @@
+"""The task-family protocol: a torchrl ``EnvBase`` whose batch is [tasks, episodes].
+
+A family samples task parameters, holds one task per row of its batch, and steps every episode
+of every task at once. Subclasses implement four things:
+
+- ``task_dim``, ``state_obs_dim``, ``action_dim``: class attributes;
+- ``sample_tasks(n, generator)``: ``[n, task_dim]`` task parameters;
+- ``_initial_obs()``: reset every episode, return the raw observation ``[T, E, state_obs_dim]``;
+- ``_advance(action)``: one step for the whole batch, ``(raw_obs, reward, done)``.
+
+The base class adds the oracle observation (task parameters appended), the torchrl specs and
+``_reset``/``_step``. The learner's sampler calls the tensor-level ``reset_batch``/``step_batch``
+directly, so no TensorDict is built per step on the hot path; torchrl users get the same
+dynamics through ``reset``/``step``/``rollout``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from torch import Tensor
+from torchrl.data import Categorical, Composite, Unbounded
+from torchrl.envs import EnvBase
+
+
+class TaskFamily(EnvBase):
+    task_dim: ClassVar[int]
+    state_obs_dim: ClassVar[int]
+    action_dim: ClassVar[int]
+
+    def __init__(self, cfg: Any, num_tasks: int, episodes_per_task: int, device: str | torch.device = "cpu"):
+        super().__init__(device=device, batch_size=torch.Size([num_tasks, episodes_per_task]))
+        self.cfg = cfg
+        self.horizon = int(cfg.horizon)
+        self.oracle = bool(cfg.oracle)
+        self.tasks = torch.zeros(num_tasks, self.task_dim, device=self.device)
+        shape = self.batch_size
+        self.observation_spec = Composite(
+            observation=Unbounded(shape=(*shape, self.observation_dim), device=self.device), shape=shape
+        )
+        self.action_spec = Unbounded(shape=(*shape, self.action_dim), device=self.device)
+        self.reward_spec = Unbounded(shape=(*shape, 1), device=self.device)
+        self.done_spec = Composite(
+            done=Categorical(2, shape=(*shape, 1), dtype=torch.bool, device=self.device),
+            terminated=Categorical(2, shape=(*shape, 1), dtype=torch.bool, device=self.device),
+            shape=shape,
+        )
+
+    # -------------------------------------------------------------------- the protocol
+    @property
+    def observation_dim(self) -> int:
+        return self.state_obs_dim + (self.task_dim if self.oracle else 0)
+
+    @property
+    def num_tasks(self) -> int:
+        return self.batch_size[0]
+
+    @property
+    def episodes_per_task(self) -> int:
+        return self.batch_size[1]
+
+    def sample_tasks(self, num_tasks: int, generator: torch.Generator) -> Tensor:
+        raise NotImplementedError
+
+    def set_tasks(self, tasks: Tensor) -> None:
+        """Give row i of the batch task ``tasks[i]``; takes effect at the next reset."""
+        if tasks.shape != self.tasks.shape:
+            raise ValueError(f"set_tasks: expected shape {tuple(self.tasks.shape)}, got {tuple(tasks.shape)}")
+        self.tasks = tasks.to(self.device, torch.float32)
+
+    def _initial_obs(self) -> Tensor:
+        raise NotImplementedError
+
+    def _advance(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------- tensor-level fast path
+    def _observe(self, raw_obs: Tensor) -> Tensor:
+        if not self.oracle:
+            return raw_obs
+        task = self.tasks[:, None, :].expand(*self.batch_size, self.task_dim)
+        return torch.cat([raw_obs, task], dim=-1)
+
+    def reset_batch(self) -> Tensor:
+        """Reset every episode; returns observations ``[T, E, observation_dim]``."""
+        return self._observe(self._initial_obs())
+
+    def step_batch(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Step every episode; returns ``(obs [T,E,D], reward [T,E], done [T,E])``.
+        Episodes that are already done stay where they are and get reward 0."""
+        raw_obs, reward, done = self._advance(action)
+        return self._observe(raw_obs), reward, done
+
+    # ------------------------------------------------------------------ torchrl EnvBase
+    def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
+        obs = self.reset_batch()
+        zeros = torch.zeros(*self.batch_size, 1, dtype=torch.bool, device=self.device)
+        return TensorDict(
+            {"observation": obs, "done": zeros, "terminated": zeros.clone()}, batch_size=self.batch_size
+        )
+
+    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        obs, reward, done = self.step_batch(tensordict["action"])
+        return TensorDict(
+            {
+                "observation": obs,
+                "reward": reward[..., None],
+                "done": done[..., None],
+                "terminated": done[..., None].clone(),
+            },
+            batch_size=self.batch_size,
+        )
+
+    def _set_seed(self, seed: int | None) -> int | None:
+        # Dynamics are deterministic given the tasks; tasks come from the caller's generator.
+        return seed
