@@ -41,6 +41,20 @@ def mean_kl(mean: Tensor, log_std: Tensor, query: Trajectories) -> Tensor:
     return (kl * task_weights(query.mask)).sum()
 
 
+def meta_gradient(learner: MAML, theta: Tensor, batch: MetaBatch):
+    """Surrogate loss and its gradient with respect to the meta-parameters, through the
+    (vmapped, second-order unless first_order) adaptation.
+
+    Returns (loss, gradient, outputs, vjp_fn): ``outputs`` are the adapted policies' (mean,
+    log_std) on the query data and ``vjp_fn`` maps a cotangent on them to theta, reusable.
+    """
+    outputs, vjp_fn = vjp(lambda th: learner.query_dist(th, batch), theta)
+    leaves = tuple(o.detach().requires_grad_() for o in outputs)
+    loss = surrogate_loss(*leaves, batch.query)
+    (gradient,) = vjp_fn(torch.autograd.grad(loss, leaves))
+    return loss.detach(), gradient, outputs, vjp_fn
+
+
 # ------------------------------------------------------------------------ linear algebra
 def conjugate_gradient(
     matvec: Callable[[Tensor], Tensor], b: Tensor, iters: int, residual_tol: float = 1e-10
@@ -125,24 +139,17 @@ class TRPO:
         timings: dict[str, float] = {}
         clock = time.perf_counter()
 
-        def dist_fn(th: Tensor) -> tuple[Tensor, Tensor]:
-            return self.learner.query_dist(th, batch)
-
         def evaluate(th: Tensor) -> tuple[Tensor, Tensor]:
             with torch.no_grad():
-                mean, log_std = dist_fn(th)
+                mean, log_std = self.learner.query_dist(th, batch)
                 return surrogate_loss(mean, log_std, query), mean_kl(mean, log_std, query)
 
-        # Meta-gradient: one reverse graph through the adaptation, reused by every HVP below.
-        (mean, log_std), vjp_fn = vjp(dist_fn, theta)
-        out = (mean.detach().requires_grad_(), log_std.detach().requires_grad_())
-        loss_before = surrogate_loss(*out, query)
-        (gradient,) = vjp_fn(torch.autograd.grad(loss_before, out))
-        loss_before = loss_before.detach()
+        # One reverse graph through the adaptation, reused by every HVP below.
+        loss_before, gradient, outputs, vjp_fn = meta_gradient(self.learner, theta, batch)
         timings["meta_gradient"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        hvp = fisher_vector_product(vjp_fn, (mean, log_std), query.mask, cfg.cg_damping)
+        hvp = fisher_vector_product(vjp_fn, outputs, query.mask, cfg.cg_damping)
         direction = conjugate_gradient(hvp, gradient, cfg.cg_iters)
         curvature = direction @ hvp(direction)
         full_step = math.sqrt(2 * cfg.max_kl) * direction / curvature.clamp(min=1e-12).sqrt()

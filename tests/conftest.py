@@ -1,0 +1,62 @@
+"""Shared fixtures: compose real configs with Hydra and shrink them for fast tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from maml_hydra.config import Config, to_config
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+# A few seconds per run: 3 tasks x 4 episodes x 10 steps, a small policy.
+TINY = [
+    "train.iterations=3",
+    "train.meta_batch_size=3",
+    "train.episodes_per_task=4",
+    "train.checkpoint_every=1",
+    "env.horizon=10",
+    "policy.hidden_sizes=[16,16]",
+    "eval.num_tasks=3",
+    "eval.episodes_per_task=4",
+    "eval.num_steps=2",
+    "progress=false",
+]
+
+
+def compose_config(overrides: list[str] = (), tiny: bool = True, return_hydra_config: bool = False):
+    """Compose conf/config.yaml exactly as the CLI does, with overrides (TINY first)."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(
+            config_name="config",
+            overrides=[*(TINY if tiny else []), *overrides],
+            return_hydra_config=return_hydra_config,
+        )
+
+
+def make_config(overrides: list[str] = (), tiny: bool = True) -> Config:
+    return to_config(compose_config(overrides, tiny))
+
+
+def run_cli(args: list[str], cwd: Path, module: str = "maml_hydra.train", **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> <args>`` in ``cwd`` with this interpreter."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, **kwargs
+    )
+
+
+@pytest.fixture
+def tiny_cfg() -> Config:
+    return make_config()
+
+
+def as_yaml(cfg: Config) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))

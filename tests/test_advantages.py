@@ -1,0 +1,82 @@
+"""Returns, GAE and the linear feature baseline against slow obvious loops."""
+
+from __future__ import annotations
+
+import torch
+
+from maml_hydra.advantages import (
+    batch_advantages,
+    discounted_returns,
+    fit_linear_baseline,
+    gae,
+    linear_baseline_features,
+    normalize,
+    task_advantages,
+)
+
+g = torch.Generator().manual_seed(0)
+
+
+def loop_returns(rewards, gamma):
+    out = torch.zeros_like(rewards)
+    running = torch.zeros(rewards.shape[:-1])
+    for t in reversed(range(rewards.shape[-1])):
+        running = rewards[..., t] + gamma * running
+        out[..., t] = running
+    return out
+
+
+def test_discounted_returns_match_a_loop():
+    rewards = torch.randn(4, 7, generator=g)
+    mask = torch.ones(4, 7)
+    mask[0, 5:] = 0
+    got = discounted_returns(rewards, mask, 0.9)
+    want = loop_returns(rewards * mask, 0.9) * mask
+    assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_gae_matches_a_loop_and_lambda_one_is_returns_minus_values():
+    rewards, values = torch.randn(3, 6, generator=g), torch.randn(3, 6, generator=g)
+    mask = torch.ones(3, 6)
+    mask[1, 4:] = 0
+    gamma, lam = 0.95, 0.8
+    want = torch.zeros(3, 6)
+    adv = torch.zeros(3)
+    for t in reversed(range(6)):
+        v_next = values[:, t + 1] * mask[:, t + 1] if t + 1 < 6 else torch.zeros(3)
+        delta = rewards[:, t] * mask[:, t] + gamma * v_next - values[:, t] * mask[:, t]
+        adv = delta + gamma * lam * adv * (mask[:, t + 1] if t + 1 < 6 else 0)
+        want[:, t] = adv * mask[:, t]
+    assert torch.allclose(gae(rewards * mask, values, mask, gamma, lam), want, atol=1e-5)
+    full = gae(rewards * mask, values, mask, gamma, 1.0)
+    assert torch.allclose(full, discounted_returns(rewards, mask, gamma) - values * mask, atol=1e-5)
+
+
+def test_linear_baseline_recovers_a_linear_target():
+    obs = torch.randn(5, 8, 2, generator=g)
+    mask = torch.ones(5, 8)
+    feats = linear_baseline_features(obs, mask)
+    coeffs = torch.randn(feats.shape[-1], generator=g)
+    target = feats @ coeffs
+    fitted = fit_linear_baseline(obs, target, mask)
+    assert torch.allclose(fitted, target, atol=1e-3)
+
+
+def test_normalize_uses_only_valid_steps():
+    x, mask = torch.randn(4, 5, generator=g), torch.ones(4, 5)
+    mask[2:] = 0
+    z = normalize(x, mask)
+    valid = z[mask.bool()]
+    assert abs(valid.mean()) < 1e-5 and abs(valid.std(unbiased=False) - 1) < 1e-4
+    assert torch.all(z[~mask.bool()] == 0)
+
+
+def test_batched_advantages_equal_per_task_loop():
+    obs = torch.randn(3, 4, 6, 2, generator=g)
+    rewards = torch.randn(3, 4, 6, generator=g)
+    mask = torch.ones(3, 4, 6)
+    mask[1, 2, 3:] = 0
+    batched = batch_advantages(obs, rewards * mask, mask, 0.99, 0.95)
+    for i in range(3):
+        one = task_advantages(obs[i], rewards[i] * mask[i], mask[i], 0.99, 0.95)
+        assert torch.allclose(batched[i], one, atol=1e-5)

@@ -1,0 +1,139 @@
+"""Config composition, every group option, validation errors and Hydra's own errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from maml_hydra.config import (
+    Config,
+    ConfigError,
+    InnerConfig,
+    NavigationConfig,
+    TRPOConfig,
+    to_config,
+)
+from tests.conftest import CONF, TINY, compose_config, make_config, run_cli
+
+GROUPS = ("env", "algorithm", "inner", "baseline")
+
+
+def test_defaults_compose_to_typed_config():
+    cfg = make_config(tiny=False)
+    assert isinstance(cfg, Config)
+    assert isinstance(cfg.env, NavigationConfig)
+    assert isinstance(cfg.algorithm, TRPOConfig)
+    assert isinstance(cfg.inner, InnerConfig)
+    assert cfg.baseline.name == "maml"
+    # The paper's settings are the defaults.
+    assert (cfg.train.meta_batch_size, cfg.train.episodes_per_task, cfg.env.horizon) == (20, 20, 100)
+    assert (cfg.inner.lr, cfg.inner.num_steps, cfg.algorithm.max_kl) == (0.1, 1, 0.01)
+    assert list(cfg.policy.hidden_sizes) == [100, 100] and cfg.policy.activation == "relu"
+
+
+@pytest.mark.parametrize(
+    "group,option", [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
+)
+def test_every_group_option_composes(group, option):
+    cfg = make_config([f"{group}={option}"])
+    assert getattr(cfg, group) is not None
+
+
+@pytest.mark.parametrize(
+    "override,value",
+    [
+        ("seed=7", ("seed", 7)),
+        ("train.iterations=9", ("train.iterations", 9)),
+        ("train.meta_batch_size=5", ("train.meta_batch_size", 5)),
+        ("train.episodes_per_task=6", ("train.episodes_per_task", 6)),
+        ("train.checkpoint_every=4", ("train.checkpoint_every", 4)),
+        ("inner.num_steps=2", ("inner.num_steps", 2)),
+        ("inner.lr=0.3", ("inner.lr", 0.3)),
+        ("inner.first_order=true", ("inner.first_order", True)),
+        ("algorithm.max_kl=0.02", ("algorithm.max_kl", 0.02)),
+        ("algorithm.cg_iters=5", ("algorithm.cg_iters", 5)),
+        ("algorithm.cg_damping=0.1", ("algorithm.cg_damping", 0.1)),
+        ("algorithm.ls_steps=3", ("algorithm.ls_steps", 3)),
+        ("env.horizon=50", ("env.horizon", 50)),
+        ("policy.hidden_sizes=[32,32,32]", ("policy.hidden_sizes", [32, 32, 32])),
+        ("policy.activation=tanh", ("policy.activation", "tanh")),
+        ("resume=/some/run", ("resume", "/some/run")),
+        ("device=cpu", ("device", "cpu")),
+    ],
+)
+def test_overrides_reach_the_typed_config(override, value):
+    cfg = make_config([override])
+    key, expected = value
+    node = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    assert (list(node) if isinstance(node, list) else node) == expected
+
+
+BAD_VALUES = [
+    ("inner.num_steps=-1", "inner.num_steps=-1"),
+    ("inner.lr=0", "inner.lr=0.0"),
+    ("inner.lr=-0.5", "inner.lr=-0.5"),
+    ("train.meta_batch_size=0", "train.meta_batch_size=0"),
+    ("train.iterations=0", "train.iterations=0"),
+    ("train.episodes_per_task=1", "train.episodes_per_task=1"),
+    ("train.checkpoint_every=0", "train.checkpoint_every=0"),
+    ("train.gamma=1.5", "train.gamma=1.5"),
+    ("env.horizon=0", "env.horizon=0"),
+    ("policy.hidden_sizes=[]", "policy.hidden_sizes=[]"),
+    ("policy.hidden_sizes=[16,0]", "policy.hidden_sizes=[16, 0]"),
+    ("policy.activation=sigmoidal", "policy.activation='sigmoidal'"),
+    ("algorithm.max_kl=0", "algorithm.max_kl=0.0"),
+    ("algorithm.cg_iters=0", "algorithm.cg_iters=0"),
+    ("algorithm.ls_backtrack=1.0", "algorithm.ls_backtrack=1.0"),
+    ("device=tpu", "device='tpu'"),
+    ("eval.lrs=[]", "eval.lrs=[]"),
+    ("env.goal_high=-1", "env.goal_high=-1.0"),
+]
+
+
+@pytest.mark.parametrize("override,message", BAD_VALUES)
+def test_bad_values_raise_naming_the_key(override, message):
+    with pytest.raises(ConfigError) as err:
+        make_config([override])
+    text = str(err.value)
+    assert text.startswith(message) and "\n" not in text
+    assert "must" in text or "no CUDA" in text
+
+
+def test_cuda_without_gpu_is_refused():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    with pytest.raises(ConfigError, match="device='cuda'.*no CUDA GPU"):
+        make_config(["device=cuda"])
+
+
+def test_validation_needs_no_hydra():
+    cfg = make_config()
+    cfg.inner.num_steps = -3
+    with pytest.raises(ConfigError, match="inner.num_steps=-3"):
+        to_config(cfg)
+
+
+def test_hydra_node_is_dropped_before_validation():
+    cfg = to_config(compose_config(return_hydra_config=True))
+    assert isinstance(cfg.env, NavigationConfig)
+
+
+# --------------------------------------------------------------------- the CLI, end to end
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("inner.lrr=0.1", "Key 'lrr' not in 'InnerConfig'"),
+        ("train.iterations=abc", "Value 'abc' of type 'str' could not be converted to Integer"),
+        ("env=foo", "Could not find 'env/foo'"),
+        ("inner.num_steps=-1", "error: inner.num_steps=-1 is not allowed: must be >= 0"),
+    ],
+)
+def test_cli_errors_are_clear_and_write_nothing(tmp_path, override, expected):
+    result = run_cli([*TINY, override], cwd=tmp_path)
+    assert result.returncode != 0
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "outputs").exists()

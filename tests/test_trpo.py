@@ -1,0 +1,139 @@
+"""TRPO math: Fisher-vector product vs finite differences, CG, line search, one full step."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.func import grad, jvp, vmap
+
+from maml_hydra.config import TRPOConfig
+from maml_hydra.meta_optimizers import (
+    TRPO,
+    conjugate_gradient,
+    fisher_vector_product,
+    line_search,
+    mean_kl,
+    meta_gradient,
+)
+from tests.test_learner import build
+
+
+@pytest.fixture
+def float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+@pytest.mark.parametrize("num_steps,first_order", [(1, False), (0, False), (2, False), (2, True)])
+def test_fisher_vector_product_matches_finite_differences_of_the_kl_gradient(float64, num_steps, first_order):
+    learner, theta, batch = build(num_steps, first_order)
+    # Old distribution = the adapted policy at theta itself, so KL(theta) = 0 at theta.
+    mean, log_std = learner.query_dist(theta, batch)
+    query = batch.query._replace(mean=mean.detach(), log_std=log_std.detach())
+    batch = batch._replace(query=query)
+
+    if first_order:
+        # FOMAML treats d theta'/d theta as the identity: theta'_i = theta + c_i, c_i fixed.
+        adapted = vmap(learner.task_adapt, in_dims=(None, 0))(learner.layout.unflatten(theta), batch.supports)
+        offsets = {k: (adapted[k] - p).detach() for k, p in learner.layout.unflatten(theta).items()}
+
+        def kl(th):
+            params = learner.layout.unflatten(th)
+            shifted = {k: params[k] + offsets[k] for k in params}
+            return mean_kl(*vmap(learner.task_dist)(shifted, query.obs), query)
+    else:
+
+        def kl(th):
+            return mean_kl(*learner.query_dist(th, batch), query)
+
+    _, _, outputs, vjp_fn = meta_gradient(learner, theta, batch)
+    damping = 0.0
+    hvp = fisher_vector_product(vjp_fn, outputs, query.mask, damping)
+    v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(1))
+    hv = hvp(v)
+
+    eps = 1e-5
+    kl_grad = grad(kl)
+    fd = (kl_grad(theta + eps * v) - kl_grad(theta - eps * v)) / (2 * eps)
+    assert hv.norm() > 1e-6
+    assert torch.allclose(hv, fd, rtol=1e-4, atol=1e-7), (hv - fd).abs().max()
+    # and against the exact Hessian-vector product of the KL (forward over reverse)
+    _, exact = jvp(kl_grad, (theta,), (v,))
+    assert torch.allclose(hv, exact, rtol=1e-6, atol=1e-10)
+    # damping adds damping * v
+    assert torch.allclose(fisher_vector_product(vjp_fn, outputs, query.mask, 0.5)(v), hv + 0.5 * v)
+
+
+def test_conjugate_gradient_solves_a_known_spd_system(float64):
+    gen = torch.Generator().manual_seed(0)
+    m = torch.randn(12, 12, generator=gen)
+    a = m @ m.T + 12 * torch.eye(12)
+    b = torch.randn(12, generator=gen)
+    x = conjugate_gradient(lambda v: a @ v, b, iters=12)
+    assert torch.allclose(x, torch.linalg.solve(a, b), atol=1e-6)
+    assert (a @ x - b).norm() ** 2 <= 1e-9  # stopped at rllab's residual tolerance or better
+    # fewer iterations: an approximation that still reduces the residual
+    x3 = conjugate_gradient(lambda v: a @ v, b, iters=3)
+    assert (a @ x3 - b).norm() < b.norm()
+
+
+def quadratic(center):
+    def evaluate(th):
+        return ((th - center) ** 2).sum(), (th**2).sum() / 100
+    return evaluate
+
+
+def test_line_search_accepts_the_first_improving_step_within_the_trust_region():
+    theta = torch.tensor([1.0, 1.0])
+    evaluate = quadratic(torch.zeros(2))
+    new, index, loss, kl = line_search(evaluate, theta, torch.tensor([1.5, 1.5]), evaluate(theta)[0], 0.01, 5, 0.5)
+    # step 0 overshoots to -0.5 (loss 0.5 < 2 but kl 0.005 ok) -> accepted at index 0
+    assert index == 0 and torch.allclose(new, torch.tensor([-0.5, -0.5])) and loss < 2
+
+
+def test_line_search_rejects_a_step_that_raises_the_loss():
+    theta = torch.tensor([1.0, 1.0])
+    evaluate = quadratic(torch.tensor([1.0, 1.0]))  # theta is already optimal
+    new, index, _, _ = line_search(evaluate, theta, torch.tensor([0.3, 0.3]), torch.tensor(0.0), 1.0, 4, 0.5)
+    assert index == -1 and torch.equal(new, theta)
+
+
+def test_line_search_rejects_nan_and_kl_violations():
+    theta = torch.tensor([1.0])
+
+    def nan_then_fine(th):
+        if th.item() < 0:
+            return torch.tensor(float("nan")), torch.tensor(0.0)
+        return (th**2).sum(), torch.tensor(0.0)
+
+    new, index, _, _ = line_search(nan_then_fine, theta, torch.tensor([4.0]), torch.tensor(1.0), 1.0, 3, 0.5)
+    assert index == 2 and torch.equal(new, torch.tensor([0.0]))  # 1 - 4 = -3 (nan), 1 - 2 = -1 (nan), 0
+    always_far = lambda th: ((th**2).sum() * 0, torch.tensor(1.0))  # noqa: E731
+    new, index, _, _ = line_search(always_far, theta, torch.tensor([1.0]), torch.tensor(1.0), 0.01, 5, 0.5)
+    assert index == -1 and torch.equal(new, theta)
+
+
+def test_trpo_step_improves_the_surrogate_inside_the_trust_region():
+    learner, theta, batch = build(num_steps=1, tasks=4, episodes=8, horizon=10)
+    opt = TRPO(TRPOConfig(max_kl=0.01), learner)
+    new_theta, metrics = opt.step(theta, batch)
+    assert metrics["line_search_failed"] == 0
+    assert metrics["kl"] <= 0.01 + 1e-7
+    assert metrics["surrogate_after"] < metrics["surrogate_before"]
+    assert not torch.equal(new_theta, theta)
+    assert all(math.isfinite(v) for v in metrics.values())
+
+
+def test_trpo_failed_line_search_leaves_parameters_unchanged():
+    learner, theta, batch = build(num_steps=1, tasks=4, episodes=8, horizon=10)
+    opt = TRPO(TRPOConfig(max_kl=1e-3, ls_steps=3, ls_backtrack=0.5), learner)
+    # Zero advantages: the surrogate is 0 for every candidate, so none lowers it.
+    q = batch.query
+    bad = batch._replace(query=q._replace(advantages=torch.zeros_like(q.advantages)))
+    new_theta, metrics = opt.step(theta, bad)
+    assert metrics["line_search_failed"] == 1
+    assert torch.equal(new_theta, theta)
