@@ -46,12 +46,13 @@ def flatten_config(cfg) -> dict[str, object]:
 
 
 class RunLogger:
-    """One TensorBoard run in ``<run_dir>/tensorboard``. On resume, ``purge_step`` makes
-    TensorBoard drop the events a killed run wrote after its last checkpoint."""
+    """One TensorBoard run in ``<run_dir>/tensorboard``, scalars at step = iteration (1-based).
+    On resume from iteration k, ``purge_step=k+1`` makes TensorBoard drop the events a killed
+    run wrote after its last checkpoint."""
 
     def __init__(self, run_dir: Path, cfg, start_iteration: int, total: int, progress: bool) -> None:
         self.writer = SummaryWriter(
-            log_dir=str(run_dir / "tensorboard"), purge_step=start_iteration if start_iteration else None
+            log_dir=str(run_dir / "tensorboard"), purge_step=start_iteration + 1 if start_iteration else None
         )
         self.config = flatten_config(cfg)
         if start_iteration == 0:

@@ -1,0 +1,153 @@
+"""Experiment end to end: TensorBoard read back, checkpoints, exact resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from maml_hydra.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from maml_hydra.experiment import Experiment
+from tests.conftest import TINY, make_config, run_cli
+
+
+def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_train_writes_tensorboard_checkpoint_and_evaluation(tmp_path):
+    exp = Experiment(make_config(), tmp_path)
+    summary = exp.train()
+    tags = scalars(tmp_path)
+    for tag in (
+        "train/return_before_adaptation",
+        "train/return_after_adaptation",
+        "train/kl",
+        "train/surrogate_before",
+        "train/surrogate_after",
+        "train/line_search_step",
+        "train/line_search_failed",
+        "time/iteration",
+        "time/sampling",
+        "time/adaptation",
+        "time/meta_gradient",
+        "time/cg",
+        "time/line_search",
+        "time/env_steps_per_second",
+        "eval/return_step_0",
+        "eval/return_step_2",
+    ):
+        assert tag in tags, tag
+    assert [s for s, _ in tags["train/return_after_adaptation"]] == [1, 2, 3]
+    # returns are sums over an episode (horizon 10): far below a per-step reward of > -1.5
+    assert all(-10 * 1.5 < v < 0 for _, v in tags["train/return_before_adaptation"])
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    assert "config" in "".join(acc.Tags()["tensors"])  # the resolved config as text
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert state["iteration"] == 3 and "inner:" in state["config"]
+    written = json.loads((tmp_path / "eval_results.json").read_text())
+    assert written["return_mean"] == summary["return_mean"] and len(summary["return_mean"]) == 3
+    assert len(written["return_per_task"][0]) == 3
+
+
+def test_same_seed_same_result_in_process(tmp_path):
+    a = Experiment(make_config(), tmp_path / "a")
+    b = Experiment(make_config(), tmp_path / "b")
+    for _ in range(2):
+        a.meta_iteration()
+        b.meta_iteration()
+    assert torch.equal(a.learner.parameters(), b.learner.parameters())
+
+
+def test_resume_in_process_continues_exactly(tmp_path):
+    full = Experiment(make_config(["train.iterations=4"]), tmp_path / "full")
+    full.train()
+    part = Experiment(make_config(["train.iterations=2"]), tmp_path / "part")
+    part.train()
+    resumed = Experiment(make_config(["train.iterations=4", f"resume={tmp_path / 'part'}"]))
+    assert resumed.iteration == 2 and resumed.run_dir == tmp_path / "part"
+    resumed.train()
+    assert torch.equal(full.learner.parameters(), resumed.learner.parameters())
+
+
+def test_sigkilled_run_resumes_to_the_same_parameters(tmp_path):
+    args = [*TINY, "train.iterations=40", "train.checkpoint_every=5", "eval.num_steps=0"]
+    reference = run_cli([*args, f"hydra.run.dir={tmp_path / 'ref'}"], cwd=tmp_path, timeout=300)
+    assert reference.returncode == 0, reference.stderr
+
+    run_dir = tmp_path / "killed"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "maml_hydra.train", *args, f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    checkpoint = run_dir / "checkpoints" / "last.pt"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    time.sleep(0.2)  # let it run past the checkpoint
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(checkpoint)["iteration"]
+    assert 5 <= killed_at < 40
+
+    resumed = run_cli([*args, f"resume={run_dir}"], cwd=tmp_path, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    final = load_checkpoint(checkpoint)
+    expected = load_checkpoint(tmp_path / "ref" / "checkpoints" / "last.pt")
+    assert final["iteration"] == expected["iteration"] == 40
+    for name, value in expected["policy"].items():
+        assert torch.equal(final["policy"][name], value), name
+    # TensorBoard has one value per step: events after the checkpoint were purged on resume
+    steps = [s for s, _ in scalars(run_dir)["train/return_after_adaptation"]]
+    assert sorted(set(steps)) == list(range(1, 41))
+
+
+def test_checkpoint_problems_stop_with_one_clear_line(tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(CheckpointError, match="no checkpoint found"):
+        Experiment(make_config([f"resume={run}"]))
+
+    Experiment(make_config(["train.iterations=1"]), run).train()
+    ckpt = run / "checkpoints" / "last.pt"
+    good = ckpt.read_bytes()
+
+    with pytest.raises(CheckpointError, match=r"train\.meta_batch_size \(checkpoint 3, now 4\)"):
+        Experiment(make_config([f"resume={run}", "train.meta_batch_size=4"]))
+
+    ckpt.write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt") as err:
+        Experiment(make_config([f"resume={run}"]))
+    assert "\n" not in str(err.value)
+
+    ckpt.write_bytes(good)
+    assert Experiment(make_config([f"resume={run}", "train.iterations=2"])).iteration == 1
+
+
+def test_cli_reports_a_bad_checkpoint_in_one_line(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    result = run_cli([*TINY, f"resume={run}"], cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "truncated or corrupt" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_checkpoint_write_is_atomic(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"format": 1, "x": torch.ones(2)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]  # no temp file left behind
+    assert torch.equal(load_checkpoint(path)["x"], torch.ones(2))
