@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 train: $(STAMP)  ## MAML-TRPO on 2D navigation, a few minutes on a laptop
-	$(BIN)/python -m maml_hydra.train train.iterations=50 $(ARGS)
+	$(BIN)/python -m maml_hydra.train $(ARGS)
 
 test: $(STAMP)  ## the fast suite (no `slow` tests)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)

@@ -16,7 +16,9 @@ def discount_matrix(horizon: int, discount: float, device=None, dtype=torch.floa
     discounted reward-to-go sum_{j>=i} discount^(j-i) x_j (one matmul instead of a time loop)."""
     idx = torch.arange(horizon, device=device)
     power = (idx[None, :] - idx[:, None]).to(dtype)
-    return torch.where(power >= 0, discount**power.clamp(min=0), torch.zeros((), dtype=dtype, device=device))
+    return torch.where(
+        power >= 0, discount ** power.clamp(min=0), torch.zeros((), dtype=dtype, device=device)
+    )
 
 
 def discounted_returns(rewards: Tensor, mask: Tensor, gamma: float) -> Tensor:
@@ -72,6 +74,8 @@ def task_advantages(obs: Tensor, rewards: Tensor, mask: Tensor, gamma: float, la
     return normalize(gae(rewards, values, mask, gamma, lam), mask)
 
 
-def batch_advantages(obs: Tensor, rewards: Tensor, mask: Tensor, gamma: float, lam: float) -> Tensor:
+def batch_advantages(
+    obs: Tensor, rewards: Tensor, mask: Tensor, gamma: float, lam: float
+) -> Tensor:
     """``task_advantages`` vmapped over the leading task dimension."""
     return vmap(task_advantages, in_dims=(0, 0, 0, None, None))(obs, rewards, mask, gamma, lam)

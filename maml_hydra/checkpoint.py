@@ -31,7 +31,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {type(err).__name__})") from None
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (truncated or corrupt: {type(err).__name__})"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != 1:
         raise CheckpointError(f"{path}: not a maml-hydra checkpoint")
     return state

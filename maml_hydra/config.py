@@ -100,7 +100,7 @@ class PolicyConfig:
 class TrainConfig:
     """The meta-training loop."""
 
-    iterations: int = 500  # meta-iterations (one meta-optimizer step each)
+    iterations: int = 100  # meta-iterations (one meta-optimizer step each)
     meta_batch_size: int = 20  # tasks per meta-iteration, resampled every iteration
     episodes_per_task: int = 20  # episodes per task for each support and query batch
     checkpoint_every: int = 10  # iterations between checkpoints (one is always written at the end)
@@ -154,7 +154,9 @@ register_configs()
 
 # ``${or_default:${resume},outputs/...}``: a resumed run continues in its own directory.
 if not OmegaConf.has_resolver("or_default"):
-    OmegaConf.register_new_resolver("or_default", lambda value, default: value if value else default)
+    OmegaConf.register_new_resolver(
+        "or_default", lambda value, default: value if value else default
+    )
 
 
 # ------------------------------------------------------------------------------- validation
@@ -182,16 +184,28 @@ def validate(cfg: Config) -> None:
     r(t.eval_every >= 0, "train.eval_every", t.eval_every, "must be >= 0")
     p = cfg.policy
     r(len(p.hidden_sizes) >= 1, "policy.hidden_sizes", list(p.hidden_sizes), "must be non-empty")
-    r(all(h >= 1 for h in p.hidden_sizes), "policy.hidden_sizes", list(p.hidden_sizes),
-      "every size must be >= 1")
-    r(p.activation in ACTIVATIONS, "policy.activation", p.activation,
-      f"must be one of {', '.join(ACTIVATIONS)}")
+    r(
+        all(h >= 1 for h in p.hidden_sizes),
+        "policy.hidden_sizes",
+        list(p.hidden_sizes),
+        "every size must be >= 1",
+    )
+    r(
+        p.activation in ACTIVATIONS,
+        "policy.activation",
+        p.activation,
+        f"must be one of {', '.join(ACTIVATIONS)}",
+    )
     e = cfg.eval
     r(e.num_tasks >= 1, "eval.num_tasks", e.num_tasks, "must be >= 1")
     r(e.episodes_per_task >= 2, "eval.episodes_per_task", e.episodes_per_task, "must be >= 2")
     r(e.num_steps >= 0, "eval.num_steps", e.num_steps, "must be >= 0")
-    r(len(e.lrs) >= 1 and all(lr > 0 for lr in e.lrs), "eval.lrs", list(e.lrs),
-      "must be a non-empty list of positive step sizes")
+    r(
+        len(e.lrs) >= 1 and all(lr > 0 for lr in e.lrs),
+        "eval.lrs",
+        list(e.lrs),
+        "must be a non-empty list of positive step sizes",
+    )
     a = cfg.algorithm
     if isinstance(a, TRPOConfig):
         r(a.max_kl > 0, "algorithm.max_kl", a.max_kl, "must be > 0")
@@ -201,7 +215,12 @@ def validate(cfg: Config) -> None:
         r(0 < a.ls_backtrack < 1, "algorithm.ls_backtrack", a.ls_backtrack, "must be in (0, 1)")
     if isinstance(cfg.env, NavigationConfig):
         n = cfg.env
-        r(n.goal_low < n.goal_high, "env.goal_high", n.goal_high, f"must be > env.goal_low={n.goal_low}")
+        r(
+            n.goal_low < n.goal_high,
+            "env.goal_high",
+            n.goal_high,
+            f"must be > env.goal_low={n.goal_low}",
+        )
         r(n.action_bound > 0, "env.action_bound", n.action_bound, "must be > 0")
         r(n.goal_tolerance >= 0, "env.goal_tolerance", n.goal_tolerance, "must be >= 0")
 

@@ -16,7 +16,9 @@ class Evaluator:
     the same for every run, disjoint from the training stream. Each ``evaluate`` call restarts
     its own action-noise stream, so it neither depends on nor disturbs training randomness."""
 
-    def __init__(self, family: type[TaskFamily], env_cfg: EnvConfig, cfg: EvalConfig, learner: MAML, device):
+    def __init__(
+        self, family: type[TaskFamily], env_cfg: EnvConfig, cfg: EvalConfig, learner: MAML, device
+    ):
         self.cfg = cfg
         self.learner = learner
         self.device = torch.device(device)

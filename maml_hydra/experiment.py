@@ -86,11 +86,15 @@ class Experiment:
             if k not in RESUMABLE_KEYS and saved.get(k) != current.get(k)
         ]
         if diffs:
-            raise CheckpointError(f"{self.checkpoint_path}: written with a different config: {'; '.join(diffs)}")
+            raise CheckpointError(
+                f"{self.checkpoint_path}: written with a different config: {'; '.join(diffs)}"
+            )
         try:
             self.policy.load_state_dict({k: v.to(self.device) for k, v in state["policy"].items()})
         except RuntimeError as err:
-            raise CheckpointError(f"{self.checkpoint_path}: policy does not fit: {str(err).splitlines()[0]}") from None
+            raise CheckpointError(
+                f"{self.checkpoint_path}: policy does not fit: {str(err).splitlines()[0]}"
+            ) from None
         self.meta_optimizer.load_state_dict(state["meta_optimizer"])
         self.task_rng.set_state(state["rng"]["tasks"])
         self.action_rng.set_state(state["rng"]["actions"])
@@ -138,29 +142,42 @@ class Experiment:
         """Meta-train until ``train.iterations``; write TensorBoard, checkpoints and
         ``eval_results.json`` under ``run_dir``; return the final evaluation summary."""
         cfg = self.cfg.train
-        logger = RunLogger(self.run_dir, self.cfg, self.iteration, cfg.iterations, self.cfg.progress)
+        logger = RunLogger(
+            self.run_dir, self.cfg, self.iteration, cfg.iterations, self.cfg.progress
+        )
         try:
             while self.iteration < cfg.iterations:
                 metrics = self.meta_iteration()
                 self.iteration += 1
                 logger.scalars(self.iteration, metrics)
-                logger.progress({
-                    "before": metrics["train/return_before_adaptation"],
-                    "after": metrics["train/return_after_adaptation"],
-                    "s/it": metrics["time/iteration"],
-                })
+                logger.progress(
+                    {
+                        "before": metrics["train/return_before_adaptation"],
+                        "after": metrics["train/return_after_adaptation"],
+                        "s/it": metrics["time/iteration"],
+                    }
+                )
                 if self.iteration % cfg.checkpoint_every == 0 or self.iteration == cfg.iterations:
                     self.save()
-                if cfg.eval_every and self.iteration % cfg.eval_every == 0 and self.iteration < cfg.iterations:
+                if (
+                    cfg.eval_every
+                    and self.iteration % cfg.eval_every == 0
+                    and self.iteration < cfg.iterations
+                ):
                     self._log_eval(logger, self.evaluate())
             summary = self.evaluate()
             self._log_eval(logger, summary)
             summary = {"iteration": self.iteration, "env_steps": self.env_steps, **summary}
             (self.run_dir / "eval_results.json").write_text(json.dumps(summary, indent=1))
-            logger.hparams({f"eval/return_step_{k}": v for k, v in enumerate(summary["return_mean"])})
+            logger.hparams(
+                {f"eval/return_step_{k}": v for k, v in enumerate(summary["return_mean"])}
+            )
             return summary
         finally:
             logger.close()
 
     def _log_eval(self, logger: RunLogger, summary: dict) -> None:
-        logger.scalars(self.iteration, {f"eval/return_step_{k}": v for k, v in enumerate(summary["return_mean"])})
+        logger.scalars(
+            self.iteration,
+            {f"eval/return_step_{k}": v for k, v in enumerate(summary["return_mean"])},
+        )

@@ -49,7 +49,9 @@ class MAML:
     theta'_i = theta - alpha * grad_theta L_{T_i}(f_theta), repeated ``num_steps`` times on fresh
     support data. Methods prefixed ``task_`` act on one task; the others are vmapped."""
 
-    def __init__(self, policy: GaussianMLPPolicy, inner: InnerConfig, gamma: float, gae_lambda: float):
+    def __init__(
+        self, policy: GaussianMLPPolicy, inner: InnerConfig, gamma: float, gae_lambda: float
+    ):
         self.policy = policy
         self.layout = ParamLayout(policy)
         self.num_steps = inner.num_steps
@@ -97,7 +99,9 @@ class MAML:
         """The adapted policies' (mean [T,E,H,A], log_std [T,A]) on the query observations,
         as a differentiable function of the flat meta-parameters."""
         params = self.layout.unflatten(theta)
-        return vmap(self.task_query_dist, in_dims=(None, 0, 0))(params, batch.supports, batch.query.obs)
+        return vmap(self.task_query_dist, in_dims=(None, 0, 0))(
+            params, batch.supports, batch.query.obs
+        )
 
     def adapt_step(self, params: Params, traj: Trajectories, lr: float, batched: bool) -> Params:
         """One inner step for every task; ``batched`` says whether params are already per task."""
@@ -116,10 +120,16 @@ class MAML:
         return dist
 
     def rollout(self, env: TaskFamily, params: Params, batched: bool, generator: torch.Generator):
-        return rollout(env, self.sampling_dist(params, batched), generator, self.gamma, self.gae_lambda)
+        return rollout(
+            env, self.sampling_dist(params, batched), generator, self.gamma, self.gae_lambda
+        )
 
     def sample(
-        self, env: TaskFamily, theta: Tensor, generator: torch.Generator, watch: Stopwatch | None = None
+        self,
+        env: TaskFamily,
+        theta: Tensor,
+        generator: torch.Generator,
+        watch: Stopwatch | None = None,
     ) -> MetaBatch:
         """Support batches with theta, theta_1, ..., then the query batch with theta_K."""
         watch = watch or Stopwatch()

@@ -1,4 +1,4 @@
-"""Run logging: TensorBoard scalars (``train/``, ``eval/``, ``time/``), the config, a progress bar."""
+"""Run logging: TensorBoard scalars (``train/``, ``eval/``, ``time/``), config, progress bar."""
 
 from __future__ import annotations
 
@@ -50,28 +50,41 @@ class RunLogger:
     On resume from iteration k, ``purge_step=k+1`` makes TensorBoard drop the events a killed
     run wrote after its last checkpoint."""
 
-    def __init__(self, run_dir: Path, cfg, start_iteration: int, total: int, progress: bool) -> None:
+    def __init__(
+        self, run_dir: Path, cfg, start_iteration: int, total: int, progress: bool
+    ) -> None:
         self.writer = SummaryWriter(
-            log_dir=str(run_dir / "tensorboard"), purge_step=start_iteration + 1 if start_iteration else None
+            log_dir=str(run_dir / "tensorboard"),
+            purge_step=start_iteration + 1 if start_iteration else None,
         )
         self.config = flatten_config(cfg)
         if start_iteration == 0:
             rows = "\n".join(f"| {k} | {v} |" for k, v in self.config.items())
             self.writer.add_text("config", "| key | value |\n|---|---|\n" + rows, 0)
-        self.bar = tqdm(total=total, initial=start_iteration, disable=not progress, desc="meta-train",
-                        unit="it", dynamic_ncols=True)
+        self.bar = tqdm(
+            total=total,
+            initial=start_iteration,
+            disable=not progress,
+            desc="meta-train",
+            unit="it",
+            dynamic_ncols=True,
+        )
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         for tag, value in values.items():
             self.writer.add_scalar(tag, value, step)
 
     def progress(self, values: dict[str, float]) -> None:
-        self.bar.set_postfix({k.split("/")[-1]: f"{v:.2f}" for k, v in values.items()}, refresh=False)
+        self.bar.set_postfix(
+            {k.split("/")[-1]: f"{v:.2f}" for k, v in values.items()}, refresh=False
+        )
         self.bar.update(1)
 
     def hparams(self, final_metrics: dict[str, float]) -> None:
         hp = {k: v for k, v in self.config.items() if isinstance(v, int | float | str | bool)}
-        self.writer.add_hparams(hp, {f"hparam/{k}": v for k, v in final_metrics.items()}, run_name=".")
+        self.writer.add_hparams(
+            hp, {f"hparam/{k}": v for k, v in final_metrics.items()}, run_name="."
+        )
 
     def close(self) -> None:
         self.bar.close()

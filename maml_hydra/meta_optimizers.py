@@ -58,8 +58,12 @@ def meta_gradient(learner: MAML, theta: Tensor, batch: MetaBatch):
 # ------------------------------------------------------------------------ linear algebra
 def conjugate_gradient(
     matvec: Callable[[Tensor], Tensor], b: Tensor, iters: int, residual_tol: float = 1e-10
-) -> Tensor:
-    """Solve A x = b for symmetric positive-definite A given only x -> A x (Hestenes-Stiefel)."""
+) -> tuple[Tensor, Tensor]:
+    """Solve A x = b for symmetric positive-definite A given only x -> A x (Hestenes-Stiefel).
+
+    Returns x and the residual r = b - A x kept by the recurrence, so that x^T A x = x^T (b - r)
+    costs no further product with A.
+    """
     x = torch.zeros_like(b)
     r = b.clone()
     p = b.clone()
@@ -74,7 +78,7 @@ def conjugate_gradient(
         rr_new = r @ r
         p = r + (rr_new / rr) * p
         rr = rr_new
-    return x
+    return x, r
 
 
 def fisher_vector_product(
@@ -150,8 +154,8 @@ class TRPO:
 
         clock = time.perf_counter()
         hvp = fisher_vector_product(vjp_fn, outputs, query.mask, cfg.cg_damping)
-        direction = conjugate_gradient(hvp, gradient, cfg.cg_iters)
-        curvature = direction @ hvp(direction)
+        direction, residual = conjugate_gradient(hvp, gradient, cfg.cg_iters)
+        curvature = direction @ (gradient - residual)  # = direction^T (H + damping) direction
         full_step = math.sqrt(2 * cfg.max_kl) * direction / curvature.clamp(min=1e-12).sqrt()
         timings["cg"] = time.perf_counter() - clock
 

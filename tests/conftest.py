@@ -45,11 +45,18 @@ def make_config(overrides: list[str] = (), tiny: bool = True) -> Config:
     return to_config(compose_config(overrides, tiny))
 
 
-def run_cli(args: list[str], cwd: Path, module: str = "maml_hydra.train", **kwargs) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str], cwd: Path, module: str = "maml_hydra.train", **kwargs
+) -> subprocess.CompletedProcess:
     """Run ``python -m <module> <args>`` in ``cwd`` with this interpreter."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
     return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, **kwargs
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        **kwargs,
     )
 
 

@@ -25,7 +25,11 @@ def test_defaults_compose_to_typed_config():
     assert isinstance(cfg.inner, InnerConfig)
     assert cfg.baseline.name == "maml"
     # The paper's settings are the defaults.
-    assert (cfg.train.meta_batch_size, cfg.train.episodes_per_task, cfg.env.horizon) == (20, 20, 100)
+    assert (cfg.train.meta_batch_size, cfg.train.episodes_per_task, cfg.env.horizon) == (
+        20,
+        20,
+        100,
+    )
     assert (cfg.inner.lr, cfg.inner.num_steps, cfg.algorithm.max_kl) == (0.1, 1, 0.01)
     assert list(cfg.policy.hidden_sizes) == [100, 100] and cfg.policy.activation == "relu"
 

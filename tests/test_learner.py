@@ -19,7 +19,9 @@ def build(num_steps=1, first_order=False, tasks=3, episodes=4, horizon=8, seed=0
     gen = torch.Generator().manual_seed(seed)
     env.set_tasks(env.sample_tasks(tasks, gen))
     policy = GaussianMLPPolicy(2, 2, [16, 16], "tanh", init_log_std=-0.5)
-    learner = MAML(policy, InnerConfig(num_steps=num_steps, lr=0.1, first_order=first_order), 0.99, 1.0)
+    learner = MAML(
+        policy, InnerConfig(num_steps=num_steps, lr=0.1, first_order=first_order), 0.99, 1.0
+    )
     theta = learner.parameters()
     return learner, theta, learner.sample(env, theta, gen)
 
@@ -44,14 +46,18 @@ def loop_meta_gradient(learner: MAML, theta: torch.Tensor, batch: MetaBatch, fir
             traj = type(support)(*(f[0] for f in support))
             loss = learner.task_inner_loss(params, traj)
             grads = torch.autograd.grad(loss, list(params.values()), create_graph=not first_order)
-            params = {k: p - learner.lr * g for (k, p), g in zip(params.items(), grads, strict=True)}
+            params = {
+                k: p - learner.lr * g for (k, p), g in zip(params.items(), grads, strict=True)
+            }
         mean, log_std = functional_call(learner.policy, params, (one.query.obs[0],))
         total = total + surrogate_loss(mean[None], log_std[None], one.query) / num_tasks
     (grad,) = torch.autograd.grad(total, leaf)
     return total.detach(), grad
 
 
-@pytest.mark.parametrize("num_steps,first_order", [(1, False), (1, True), (2, False), (2, True), (0, False)])
+@pytest.mark.parametrize(
+    "num_steps,first_order", [(1, False), (1, True), (2, False), (2, True), (0, False)]
+)
 def test_vmapped_meta_gradient_equals_per_task_loop(num_steps, first_order):
     learner, theta, batch = build(num_steps, first_order)
     loss, grad, _, _ = meta_gradient(learner, theta, batch)
@@ -72,9 +78,13 @@ def test_first_order_gradient_is_the_query_gradient_at_the_adapted_parameters():
         support = type(one.supports[0])(*(f[0] for f in one.supports[0]))
         params = learner.layout.unflatten(theta.clone().requires_grad_())
         grads = torch.autograd.grad(learner.task_inner_loss(params, support), list(params.values()))
-        adapted = torch.cat([(p - 0.1 * g).reshape(-1) for p, g in zip(params.values(), grads, strict=True)])
+        adapted = torch.cat(
+            [(p - 0.1 * g).reshape(-1) for p, g in zip(params.values(), grads, strict=True)]
+        )
         adapted = adapted.detach().requires_grad_()
-        mean, log_std = functional_call(learner.policy, learner.layout.unflatten(adapted), (one.query.obs[0],))
+        mean, log_std = functional_call(
+            learner.policy, learner.layout.unflatten(adapted), (one.query.obs[0],)
+        )
         loss = surrogate_loss(mean[None], log_std[None], one.query) / num_tasks
         expected += torch.autograd.grad(loss, adapted)[0]
     assert torch.allclose(grad, expected, atol=1e-5)
@@ -102,7 +112,10 @@ def test_two_inner_steps_equal_two_explicit_steps_on_fresh_data():
         for support in batch.supports:
             traj = type(support)(*(f[i] for f in support))
             grads = torch.autograd.grad(learner.task_inner_loss(p, traj), list(p.values()))
-            p = {k: (v - 0.1 * g).detach().requires_grad_() for (k, v), g in zip(p.items(), grads, strict=True)}
+            p = {
+                k: (v - 0.1 * g).detach().requires_grad_()
+                for (k, v), g in zip(p.items(), grads, strict=True)
+            }
         for k in p:
             assert torch.allclose(adapted[k][i], p[k], atol=1e-6)
     # the second support batch was sampled with the once-adapted, per-task policy

@@ -29,7 +29,9 @@ def float64():
 
 
 @pytest.mark.parametrize("num_steps,first_order", [(1, False), (0, False), (2, False), (2, True)])
-def test_fisher_vector_product_matches_finite_differences_of_the_kl_gradient(float64, num_steps, first_order):
+def test_fisher_vector_product_matches_finite_differences_of_the_kl_gradient(
+    float64, num_steps, first_order
+):
     learner, theta, batch = build(num_steps, first_order)
     # Old distribution = the adapted policy at theta itself, so KL(theta) = 0 at theta.
     mean, log_std = learner.query_dist(theta, batch)
@@ -38,7 +40,9 @@ def test_fisher_vector_product_matches_finite_differences_of_the_kl_gradient(flo
 
     if first_order:
         # FOMAML treats d theta'/d theta as the identity: theta'_i = theta + c_i, c_i fixed.
-        adapted = vmap(learner.task_adapt, in_dims=(None, 0))(learner.layout.unflatten(theta), batch.supports)
+        adapted = vmap(learner.task_adapt, in_dims=(None, 0))(
+            learner.layout.unflatten(theta), batch.supports
+        )
         offsets = {k: (adapted[k] - p).detach() for k, p in learner.layout.unflatten(theta).items()}
 
         def kl(th):
@@ -73,24 +77,29 @@ def test_conjugate_gradient_solves_a_known_spd_system(float64):
     m = torch.randn(12, 12, generator=gen)
     a = m @ m.T + 12 * torch.eye(12)
     b = torch.randn(12, generator=gen)
-    x = conjugate_gradient(lambda v: a @ v, b, iters=12)
+    x, r = conjugate_gradient(lambda v: a @ v, b, iters=12)
     assert torch.allclose(x, torch.linalg.solve(a, b), atol=1e-6)
     assert (a @ x - b).norm() ** 2 <= 1e-9  # stopped at rllab's residual tolerance or better
-    # fewer iterations: an approximation that still reduces the residual
-    x3 = conjugate_gradient(lambda v: a @ v, b, iters=3)
+    # fewer iterations: an approximation that still reduces the residual, which is tracked exactly
+    x3, r3 = conjugate_gradient(lambda v: a @ v, b, iters=3)
     assert (a @ x3 - b).norm() < b.norm()
+    assert torch.allclose(r3, b - a @ x3, atol=1e-9)
+    assert torch.allclose(x3 @ (b - r3), x3 @ a @ x3)
 
 
 def quadratic(center):
     def evaluate(th):
         return ((th - center) ** 2).sum(), (th**2).sum() / 100
+
     return evaluate
 
 
 def test_line_search_accepts_the_first_improving_step_within_the_trust_region():
     theta = torch.tensor([1.0, 1.0])
     evaluate = quadratic(torch.zeros(2))
-    new, index, loss, kl = line_search(evaluate, theta, torch.tensor([1.5, 1.5]), evaluate(theta)[0], 0.01, 5, 0.5)
+    new, index, loss, kl = line_search(
+        evaluate, theta, torch.tensor([1.5, 1.5]), evaluate(theta)[0], 0.01, 5, 0.5
+    )
     # step 0 overshoots to -0.5 (loss 0.5 < 2 but kl 0.005 ok) -> accepted at index 0
     assert index == 0 and torch.allclose(new, torch.tensor([-0.5, -0.5])) and loss < 2
 
@@ -98,7 +107,9 @@ def test_line_search_accepts_the_first_improving_step_within_the_trust_region():
 def test_line_search_rejects_a_step_that_raises_the_loss():
     theta = torch.tensor([1.0, 1.0])
     evaluate = quadratic(torch.tensor([1.0, 1.0]))  # theta is already optimal
-    new, index, _, _ = line_search(evaluate, theta, torch.tensor([0.3, 0.3]), torch.tensor(0.0), 1.0, 4, 0.5)
+    new, index, _, _ = line_search(
+        evaluate, theta, torch.tensor([0.3, 0.3]), torch.tensor(0.0), 1.0, 4, 0.5
+    )
     assert index == -1 and torch.equal(new, theta)
 
 
@@ -110,10 +121,16 @@ def test_line_search_rejects_nan_and_kl_violations():
             return torch.tensor(float("nan")), torch.tensor(0.0)
         return (th**2).sum(), torch.tensor(0.0)
 
-    new, index, _, _ = line_search(nan_then_fine, theta, torch.tensor([4.0]), torch.tensor(1.0), 1.0, 3, 0.5)
-    assert index == 2 and torch.equal(new, torch.tensor([0.0]))  # 1 - 4 = -3 (nan), 1 - 2 = -1 (nan), 0
+    new, index, _, _ = line_search(
+        nan_then_fine, theta, torch.tensor([4.0]), torch.tensor(1.0), 1.0, 3, 0.5
+    )
+    assert index == 2 and torch.equal(
+        new, torch.tensor([0.0])
+    )  # 1 - 4 = -3 (nan), 1 - 2 = -1 (nan), 0
     always_far = lambda th: ((th**2).sum() * 0, torch.tensor(1.0))  # noqa: E731
-    new, index, _, _ = line_search(always_far, theta, torch.tensor([1.0]), torch.tensor(1.0), 0.01, 5, 0.5)
+    new, index, _, _ = line_search(
+        always_far, theta, torch.tensor([1.0]), torch.tensor(1.0), 0.01, 5, 0.5
+    )
     assert index == -1 and torch.equal(new, theta)
 
 

@@ -30,7 +30,9 @@ class TaskFamily(EnvBase):
     state_obs_dim: ClassVar[int]
     action_dim: ClassVar[int]
 
-    def __init__(self, cfg: Any, num_tasks: int, episodes_per_task: int, device: str | torch.device = "cpu"):
+    def __init__(
+        self, cfg: Any, num_tasks: int, episodes_per_task: int, device: str | torch.device = "cpu"
+    ):
         super().__init__(device=device, batch_size=torch.Size([num_tasks, episodes_per_task]))
         self.cfg = cfg
         self.horizon = int(cfg.horizon)
@@ -38,7 +40,8 @@ class TaskFamily(EnvBase):
         self.tasks = torch.zeros(num_tasks, self.task_dim, device=self.device)
         shape = self.batch_size
         self.observation_spec = Composite(
-            observation=Unbounded(shape=(*shape, self.observation_dim), device=self.device), shape=shape
+            observation=Unbounded(shape=(*shape, self.observation_dim), device=self.device),
+            shape=shape,
         )
         self.action_spec = Unbounded(shape=(*shape, self.action_dim), device=self.device)
         self.reward_spec = Unbounded(shape=(*shape, 1), device=self.device)
@@ -67,7 +70,9 @@ class TaskFamily(EnvBase):
     def set_tasks(self, tasks: Tensor) -> None:
         """Give row i of the batch task ``tasks[i]``; takes effect at the next reset."""
         if tasks.shape != self.tasks.shape:
-            raise ValueError(f"set_tasks: expected shape {tuple(self.tasks.shape)}, got {tuple(tasks.shape)}")
+            raise ValueError(
+                f"set_tasks: expected shape {tuple(self.tasks.shape)}, got {tuple(tasks.shape)}"
+            )
         self.tasks = tasks.to(self.device, torch.float32)
 
     def _initial_obs(self) -> Tensor:
@@ -98,7 +103,8 @@ class TaskFamily(EnvBase):
         obs = self.reset_batch()
         zeros = torch.zeros(*self.batch_size, 1, dtype=torch.bool, device=self.device)
         return TensorDict(
-            {"observation": obs, "done": zeros, "terminated": zeros.clone()}, batch_size=self.batch_size
+            {"observation": obs, "done": zeros, "terminated": zeros.clone()},
+            batch_size=self.batch_size,
         )
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
