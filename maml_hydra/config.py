@@ -41,7 +41,10 @@ class NavigationConfig(EnvConfig):
     horizon: int = 100
     goal_low: float = -0.5  # goals are uniform in [goal_low, goal_high]^2
     goal_high: float = 0.5
-    action_bound: float = 0.1  # actions are clipped to [-action_bound, action_bound]^2
+    action_bound: float = 0.1  # moves are clipped to [-action_bound, action_bound]^2
+    # The policy acts in [-1, 1]^2, scaled by action_bound before clipping (rllab's ``normalize``
+    # wrapper in the original code); false: the action is the move itself.
+    normalized_actions: bool = True
     goal_tolerance: float = 0.01  # episode ends when |dx| and |dy| are both below this
 
 
@@ -67,6 +70,22 @@ class TRPOConfig(AlgorithmConfig):
     ls_backtrack: float = 0.8  # step shrink factor per candidate
 
 
+@dataclass
+class PPOConfig(AlgorithmConfig):
+    """MAML-PPO: the clipped surrogate (Schulman et al. 2017) on the post-adaptation policies,
+    the adaptation recomputed from the support data at every epoch, Adam on the meta-parameters."""
+
+    _target_: str = "maml_hydra.meta_optimizers.PPO"
+    name: str = "ppo"
+    lr: float = 3e-4  # Adam step size
+    clip_eps: float = 0.2  # ratio clipped to [1 - clip_eps, 1 + clip_eps]
+    epochs: int = 5  # passes over the meta-batch per meta-iteration
+    num_minibatches: int = 1  # minibatches of tasks per epoch
+    entropy_coef: float = 0.0  # entropy bonus weight
+    max_grad_norm: float | None = 0.5  # clip the meta-gradient norm; null = no clipping
+    target_kl: float | None = None  # stop the epochs once mean KL(old || new) exceeds it
+
+
 # ------------------------------------------------------------------------------------- inner
 @dataclass
 class InnerConfig:
@@ -76,6 +95,7 @@ class InnerConfig:
     num_steps: int = 1  # gradient steps per task, each on fresh support data; 0 = no adaptation
     lr: float = 0.1  # inner step size
     first_order: bool = False  # stop gradients through the inner gradient (FOMAML)
+    learn_lr: bool = False  # Meta-SGD: a learned step size per policy parameter, initialised to lr
 
 
 # ---------------------------------------------------------------------------------- baseline
@@ -146,6 +166,7 @@ def register_configs() -> None:
     cs.store(name="base_config", node=Config)
     cs.store(group="env", name="base_navigation", node=NavigationConfig)
     cs.store(group="algorithm", name="base_trpo", node=TRPOConfig)
+    cs.store(group="algorithm", name="base_ppo", node=PPOConfig)
     cs.store(group="inner", name="base_inner", node=InnerConfig)
     cs.store(group="baseline", name="base_baseline", node=BaselineConfig)
 
@@ -213,6 +234,29 @@ def validate(cfg: Config) -> None:
         r(a.cg_damping >= 0, "algorithm.cg_damping", a.cg_damping, "must be >= 0")
         r(a.ls_steps >= 1, "algorithm.ls_steps", a.ls_steps, "must be >= 1")
         r(0 < a.ls_backtrack < 1, "algorithm.ls_backtrack", a.ls_backtrack, "must be in (0, 1)")
+    if isinstance(a, PPOConfig):
+        r(a.lr > 0, "algorithm.lr", a.lr, "must be > 0")
+        r(0 < a.clip_eps < 1, "algorithm.clip_eps", a.clip_eps, "must be in (0, 1)")
+        r(a.epochs >= 1, "algorithm.epochs", a.epochs, "must be >= 1")
+        r(
+            1 <= a.num_minibatches <= t.meta_batch_size,
+            "algorithm.num_minibatches",
+            a.num_minibatches,
+            f"must be in [1, train.meta_batch_size={t.meta_batch_size}]",
+        )
+        r(a.entropy_coef >= 0, "algorithm.entropy_coef", a.entropy_coef, "must be >= 0")
+        r(
+            a.max_grad_norm is None or a.max_grad_norm > 0,
+            "algorithm.max_grad_norm",
+            a.max_grad_norm,
+            "must be > 0 or null",
+        )
+        r(
+            a.target_kl is None or a.target_kl > 0,
+            "algorithm.target_kl",
+            a.target_kl,
+            "must be > 0 or null",
+        )
     if isinstance(cfg.env, NavigationConfig):
         n = cfg.env
         r(

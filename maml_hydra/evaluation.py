@@ -27,7 +27,8 @@ class Evaluator:
         self.env.set_tasks(self.tasks)
 
     def step_size(self, k: int) -> float:
-        """Step size of gradient step k (0-based): the paper uses 0.1, then 0.05."""
+        """Step size of gradient step k (0-based): the paper uses 0.1, then 0.05. A learner
+        with learned (Meta-SGD) step sizes uses those instead."""
         return self.cfg.lrs[min(k, len(self.cfg.lrs) - 1)]
 
     def evaluate(self, theta: Tensor) -> Tensor:

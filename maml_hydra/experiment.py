@@ -51,7 +51,9 @@ class Experiment:
             cfg.policy.init_log_std,
         ).to(self.device)
         self.learner = MAML(self.policy, cfg.inner, t.gamma, t.gae_lambda)
-        self.meta_optimizer = get_class(cfg.algorithm._target_)(cfg.algorithm, self.learner)
+        self.meta_optimizer = get_class(cfg.algorithm._target_)(
+            cfg.algorithm, self.learner, cfg.seed
+        )
         self.evaluator = Evaluator(family, cfg.env, cfg.eval, self.learner, self.device)
         self.task_rng = generator("train-tasks", cfg.seed)
         self.action_rng = generator("train-actions", cfg.seed, self.device)
@@ -71,7 +73,7 @@ class Experiment:
             "format": 1,
             "iteration": self.iteration,
             "env_steps": self.env_steps,
-            "policy": {k: v.detach().cpu() for k, v in self.policy.state_dict().items()},
+            "learner": self.learner.state_dict(),
             "meta_optimizer": self.meta_optimizer.state_dict(),
             "rng": {"tasks": self.task_rng.get_state(), "actions": self.action_rng.get_state()},
             "config": OmegaConf.to_yaml(OmegaConf.structured(self.cfg)),
@@ -90,8 +92,8 @@ class Experiment:
                 f"{self.checkpoint_path}: written with a different config: {'; '.join(diffs)}"
             )
         try:
-            self.policy.load_state_dict({k: v.to(self.device) for k, v in state["policy"].items()})
-        except RuntimeError as err:
+            self.learner.load_state_dict(state["learner"])
+        except (RuntimeError, KeyError) as err:
             raise CheckpointError(
                 f"{self.checkpoint_path}: policy does not fit: {str(err).splitlines()[0]}"
             ) from None
@@ -126,6 +128,9 @@ class Experiment:
             "train/env_steps": float(self.env_steps),
             "train/policy_std": self.policy.log_std.exp().mean().item(),
         }
+        if self.learner.inner_lrs:
+            lrs = torch.cat([lr.reshape(-1) for lr in self.learner.inner_lrs.values()])
+            metrics["train/inner_lr_mean"] = lrs.mean().item()
         for key, value in opt_metrics.items():
             metrics[key if "/" in key else f"train/{key}"] = value
         for phase, seconds in watch.seconds.items():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
 from maml_hydra.config import InnerConfig
@@ -25,12 +25,22 @@ class MetaBatch(NamedTuple):
     supports: tuple[Trajectories, ...]
     query: Trajectories
 
+    def select(self, tasks: Tensor) -> MetaBatch:
+        """The same batch restricted to the given task indices."""
+
+        def take(traj: Trajectories) -> Trajectories:
+            return type(traj)(*(field[tasks] for field in traj))
+
+        return MetaBatch(tuple(take(s) for s in self.supports), take(self.query))
+
+
+LR_PREFIX = "inner_lr:"  # Meta-SGD step sizes live beside the policy parameters they scale
+
 
 class ParamLayout:
-    """Maps a module's named parameters to one flat vector and back (views, no copies)."""
+    """Maps named tensors to one flat vector and back (views, no copies)."""
 
-    def __init__(self, module: nn.Module) -> None:
-        named = dict(module.named_parameters())
+    def __init__(self, named: Params) -> None:
         self.names = list(named)
         self.shapes = [p.shape for p in named.values()]
         self.sizes = [p.numel() for p in named.values()]
@@ -47,32 +57,66 @@ class ParamLayout:
 class MAML:
     """Adaptation by VPG (REINFORCE) steps, Finn et al. 2017 eq. (1):
     theta'_i = theta - alpha * grad_theta L_{T_i}(f_theta), repeated ``num_steps`` times on fresh
-    support data. Methods prefixed ``task_`` act on one task; the others are vmapped."""
+    support data. Methods prefixed ``task_`` act on one task; the others are vmapped.
+
+    With ``inner.learn_lr`` (Meta-SGD, Li et al. 2017) alpha is a tensor per policy parameter,
+    initialised to ``inner.lr`` and part of the meta-parameters: theta' = theta - alpha * grad.
+    """
 
     def __init__(
         self, policy: GaussianMLPPolicy, inner: InnerConfig, gamma: float, gae_lambda: float
     ):
         self.policy = policy
-        self.layout = ParamLayout(policy)
         self.num_steps = inner.num_steps
         self.lr = inner.lr
         self.first_order = inner.first_order
+        self.learn_lr = inner.learn_lr
         self.gamma = gamma
         self.gae_lambda = gae_lambda
+        self.inner_lrs: Params = {}
+        if self.learn_lr:
+            self.inner_lrs = {
+                n: torch.full_like(p.detach(), inner.lr) for n, p in policy.named_parameters()
+            }
+        self.layout = ParamLayout(self.named_meta_parameters())
 
     # ----------------------------------------------------------------- parameters
+    def named_meta_parameters(self) -> Params:
+        """Policy parameters, then the Meta-SGD step sizes (if learned)."""
+        named = dict(self.policy.named_parameters())
+        named.update({LR_PREFIX + n: lr for n, lr in self.inner_lrs.items()})
+        return named
+
     def parameters(self) -> Tensor:
-        """The meta-parameters theta as one detached flat vector."""
-        return self.layout.flatten(dict(self.policy.named_parameters())).detach().clone()
+        """The meta-parameters as one detached flat vector."""
+        return self.layout.flatten(self.named_meta_parameters()).detach().clone()
 
     def load_parameters(self, theta: Tensor) -> None:
         with torch.no_grad():
             for name, value in self.layout.unflatten(theta).items():
-                self.policy.get_parameter(name).copy_(value)
+                if name.startswith(LR_PREFIX):
+                    self.inner_lrs[name.removeprefix(LR_PREFIX)].copy_(value)
+                else:
+                    self.policy.get_parameter(name).copy_(value)
+
+    def state_dict(self) -> dict[str, Params]:
+        return {
+            "policy": {k: v.detach().cpu().clone() for k, v in self.policy.state_dict().items()},
+            "inner_lrs": {k: v.detach().cpu().clone() for k, v in self.inner_lrs.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Params]) -> None:
+        device = next(self.policy.parameters()).device
+        self.policy.load_state_dict({k: v.to(device) for k, v in state["policy"].items()})
+        if set(state["inner_lrs"]) != set(self.inner_lrs):
+            raise RuntimeError("learned inner step sizes do not match inner.learn_lr")
+        for name, value in state["inner_lrs"].items():
+            self.inner_lrs[name].copy_(value)
 
     # ------------------------------------------------------------------- one task
     def task_dist(self, params: Params, obs: Tensor) -> tuple[Tensor, Tensor]:
-        return functional_call(self.policy, params, (obs,))
+        policy_params = {k: v for k, v in params.items() if not k.startswith(LR_PREFIX)}
+        return functional_call(self.policy, policy_params, (obs,))
 
     def task_inner_loss(self, params: Params, traj: Trajectories) -> Tensor:
         """VPG surrogate -E[log pi(a|s) A] over the valid steps of one task's support batch."""
@@ -81,10 +125,15 @@ class MAML:
         return -(log_prob * traj.advantages * traj.mask).sum() / traj.mask.sum()
 
     def task_adapt_step(self, params: Params, traj: Trajectories, lr: float) -> Params:
-        grads = grad(self.task_inner_loss)(params, traj)
+        """One inner step; ``lr`` is ignored when the step sizes are learned (Meta-SGD)."""
+        policy_params = {k: v for k, v in params.items() if not k.startswith(LR_PREFIX)}
+        grads = grad(self.task_inner_loss)(policy_params, traj)
         if self.first_order:
             grads = {k: g.detach() for k, g in grads.items()}
-        return {k: params[k] - lr * grads[k] for k in params}
+        adapted = dict(params)  # learned step sizes carry over unchanged
+        for k, g in grads.items():
+            adapted[k] = params[k] - (params[LR_PREFIX + k] if self.learn_lr else lr) * g
+        return adapted
 
     def task_adapt(self, params: Params, supports: tuple[Trajectories, ...]) -> Params:
         for traj in supports:

@@ -14,10 +14,11 @@ import torch
 from torch import Tensor
 from torch.func import vjp
 
-from maml_hydra.config import TRPOConfig
+from maml_hydra.config import PPOConfig, TRPOConfig
 from maml_hydra.learner import MAML, MetaBatch
-from maml_hydra.policy import gaussian_kl, gaussian_log_prob
+from maml_hydra.policy import gaussian_entropy, gaussian_kl, gaussian_log_prob
 from maml_hydra.sampling import Trajectories
+from maml_hydra.seeding import generator
 
 
 # ----------------------------------------------------------------------------- objectives
@@ -33,6 +34,24 @@ def surrogate_loss(mean: Tensor, log_std: Tensor, query: Trajectories) -> Tensor
     log_prob = gaussian_log_prob(mean, log_std[:, None, None, :], query.actions)
     ratio = torch.exp(log_prob - query.log_prob)
     return -(ratio * query.advantages * task_weights(query.mask)).sum()
+
+
+def clipped_surrogate_loss(
+    mean: Tensor, log_std: Tensor, query: Trajectories, clip_eps: float, entropy_coef: float
+) -> tuple[Tensor, Tensor]:
+    """PPO's clipped objective (Schulman et al. 2017, eq. 7), negated, minus an entropy bonus:
+    -E[min(r A, clip(r, 1 - eps, 1 + eps) A)] - c_H E[H(pi)], r = pi_new / pi_old.
+
+    Returns (loss, fraction of valid steps whose ratio was clipped).
+    """
+    log_prob = gaussian_log_prob(mean, log_std[:, None, None, :], query.actions)
+    ratio = torch.exp(log_prob - query.log_prob)
+    adv = query.advantages
+    surrogate = torch.min(ratio * adv, ratio.clamp(1 - clip_eps, 1 + clip_eps) * adv)
+    weights = task_weights(query.mask)
+    entropy = gaussian_entropy(log_std).mean()
+    clipped = ((ratio - 1).abs() > clip_eps).float()
+    return -(surrogate * weights).sum() - entropy_coef * entropy, (clipped * weights).sum()
 
 
 def mean_kl(mean: Tensor, log_std: Tensor, query: Trajectories) -> Tensor:
@@ -134,7 +153,7 @@ def line_search(
 class TRPO:
     """MAML-TRPO: the natural-gradient step of TRPO on the post-adaptation surrogate."""
 
-    def __init__(self, cfg: TRPOConfig, learner: MAML) -> None:
+    def __init__(self, cfg: TRPOConfig, learner: MAML, seed: int = 0) -> None:
         self.cfg = cfg
         self.learner = learner
 
@@ -180,3 +199,67 @@ class TRPO:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+class PPO:
+    """MAML-PPO: Adam on the clipped surrogate of the adapted policies. Each epoch recomputes
+    the adaptation from the support data with the current meta-parameters (second order unless
+    ``inner.first_order``), so the meta-gradient always flows through the inner step."""
+
+    def __init__(self, cfg: PPOConfig, learner: MAML, seed: int = 0) -> None:
+        self.cfg = cfg
+        self.learner = learner
+        self.param = torch.nn.Parameter(learner.parameters())
+        self.optimizer = torch.optim.Adam([self.param], lr=cfg.lr)
+        self.rng = generator("ppo-minibatches", seed)
+
+    def step(self, theta: Tensor, batch: MetaBatch) -> tuple[Tensor, dict[str, float]]:
+        cfg = self.cfg
+        clock = time.perf_counter()
+        with torch.no_grad():
+            self.param.copy_(theta)
+        num_tasks = batch.query.obs.shape[0]
+        losses, clip_fractions, kls, grad_norms = [], [], [], []
+        epochs = 0
+        for _ in range(cfg.epochs):
+            epochs += 1
+            order = torch.randperm(num_tasks, generator=self.rng).to(theta.device)
+            epoch_kls = []
+            for tasks in order.chunk(cfg.num_minibatches):
+                sub = batch.select(tasks)
+                mean, log_std = self.learner.query_dist(self.param, sub)
+                loss, clip_fraction = clipped_surrogate_loss(
+                    mean, log_std, sub.query, cfg.clip_eps, cfg.entropy_coef
+                )
+                self.optimizer.zero_grad()
+                loss.backward()
+                if cfg.max_grad_norm is not None:
+                    norm = torch.nn.utils.clip_grad_norm_([self.param], cfg.max_grad_norm)
+                else:
+                    norm = self.param.grad.norm()
+                self.optimizer.step()
+                losses.append(loss.item())
+                clip_fractions.append(clip_fraction.item())
+                grad_norms.append(norm.item())
+                epoch_kls.append(mean_kl(mean.detach(), log_std.detach(), sub.query).item())
+            kls.append(sum(epoch_kls) / len(epoch_kls))
+            # KL measured during the epoch, before each minibatch's step (as in cleanrl)
+            if cfg.target_kl is not None and kls[-1] > cfg.target_kl:
+                break
+        metrics = {
+            "ppo_loss": losses[-1],
+            "ppo_loss_first": losses[0],
+            "clip_fraction": clip_fractions[-1],
+            "kl": kls[-1],
+            "epochs": float(epochs),
+            "grad_norm": grad_norms[-1],
+            "time/meta_gradient": time.perf_counter() - clock,
+        }
+        return self.param.detach().clone(), metrics
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "rng": self.rng.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.set_state(state["rng"])

@@ -70,19 +70,24 @@ def test_same_seed_same_result_in_process(tmp_path):
     assert torch.equal(a.learner.parameters(), b.learner.parameters())
 
 
-def test_resume_in_process_continues_exactly(tmp_path):
-    full = Experiment(make_config(["train.iterations=4"]), tmp_path / "full")
+@pytest.mark.parametrize("variant", [[], ["algorithm=ppo"], ["inner=meta_sgd"]])
+def test_resume_in_process_continues_exactly(tmp_path, variant):
+    full = Experiment(make_config(["train.iterations=4", *variant]), tmp_path / "full")
     full.train()
-    part = Experiment(make_config(["train.iterations=2"]), tmp_path / "part")
+    part = Experiment(make_config(["train.iterations=2", *variant]), tmp_path / "part")
     part.train()
-    resumed = Experiment(make_config(["train.iterations=4", f"resume={tmp_path / 'part'}"]))
+    resumed = Experiment(
+        make_config(["train.iterations=4", *variant, f"resume={tmp_path / 'part'}"])
+    )
     assert resumed.iteration == 2 and resumed.run_dir == tmp_path / "part"
     resumed.train()
     assert torch.equal(full.learner.parameters(), resumed.learner.parameters())
 
 
-def test_sigkilled_run_resumes_to_the_same_parameters(tmp_path):
-    args = [*TINY, "train.iterations=40", "train.checkpoint_every=5", "eval.num_steps=0"]
+@pytest.mark.parametrize("algorithm", ["trpo", "ppo"])
+def test_sigkilled_run_resumes_to_the_same_parameters(tmp_path, algorithm):
+    args = [*TINY, f"algorithm={algorithm}", "train.iterations=40", "train.checkpoint_every=5"]
+    args += ["eval.num_steps=0"]
     reference = run_cli([*args, f"hydra.run.dir={tmp_path / 'ref'}"], cwd=tmp_path, timeout=300)
     assert reference.returncode == 0, reference.stderr
 
@@ -111,8 +116,8 @@ def test_sigkilled_run_resumes_to_the_same_parameters(tmp_path):
     final = load_checkpoint(checkpoint)
     expected = load_checkpoint(tmp_path / "ref" / "checkpoints" / "last.pt")
     assert final["iteration"] == expected["iteration"] == 40
-    for name, value in expected["policy"].items():
-        assert torch.equal(final["policy"][name], value), name
+    for name, value in expected["learner"]["policy"].items():
+        assert torch.equal(final["learner"]["policy"][name], value), name
     # TensorBoard has one value per step: events after the checkpoint were purged on resume
     steps = [s for s, _ in scalars(run_dir)["train/return_after_adaptation"]]
     assert sorted(set(steps)) == list(range(1, 41))

@@ -7,21 +7,22 @@ import torch
 from torch.func import functional_call
 
 from maml_hydra.config import InnerConfig, NavigationConfig
-from maml_hydra.learner import MAML, MetaBatch
+from maml_hydra.learner import LR_PREFIX, MAML, MetaBatch
 from maml_hydra.meta_optimizers import meta_gradient, surrogate_loss
 from maml_hydra.policy import GaussianMLPPolicy, gaussian_log_prob
 from maml_hydra.tasks.navigation import Navigation2D
 
 
-def build(num_steps=1, first_order=False, tasks=3, episodes=4, horizon=8, seed=0):
+def build(num_steps=1, first_order=False, tasks=3, episodes=4, horizon=8, seed=0, learn_lr=False):
     torch.manual_seed(seed)
     env = Navigation2D(NavigationConfig(horizon=horizon), tasks, episodes)
     gen = torch.Generator().manual_seed(seed)
     env.set_tasks(env.sample_tasks(tasks, gen))
     policy = GaussianMLPPolicy(2, 2, [16, 16], "tanh", init_log_std=-0.5)
-    learner = MAML(
-        policy, InnerConfig(num_steps=num_steps, lr=0.1, first_order=first_order), 0.99, 1.0
-    )
+    inner = InnerConfig(num_steps=num_steps, lr=0.1, first_order=first_order, learn_lr=learn_lr)
+    learner = MAML(policy, inner, 0.99, 1.0)
+    if learn_lr:  # distinct step sizes, so that using the wrong one shows
+        learner.inner_lrs = {k: v * (1 + torch.rand_like(v)) for k, v in learner.inner_lrs.items()}
     theta = learner.parameters()
     return learner, theta, learner.sample(env, theta, gen)
 
@@ -41,13 +42,15 @@ def loop_meta_gradient(learner: MAML, theta: torch.Tensor, batch: MetaBatch, fir
     total = 0.0
     for i in range(num_tasks):
         one = task_slice(batch, i)
-        params = learner.layout.unflatten(leaf)
+        meta = learner.layout.unflatten(leaf)
+        params = {k: v for k, v in meta.items() if not k.startswith(LR_PREFIX)}
         for support in one.supports:
             traj = type(support)(*(f[0] for f in support))
             loss = learner.task_inner_loss(params, traj)
             grads = torch.autograd.grad(loss, list(params.values()), create_graph=not first_order)
             params = {
-                k: p - learner.lr * g for (k, p), g in zip(params.items(), grads, strict=True)
+                k: p - meta.get(LR_PREFIX + k, learner.lr) * g
+                for (k, p), g in zip(params.items(), grads, strict=True)
             }
         mean, log_std = functional_call(learner.policy, params, (one.query.obs[0],))
         total = total + surrogate_loss(mean[None], log_std[None], one.query) / num_tasks
@@ -56,10 +59,19 @@ def loop_meta_gradient(learner: MAML, theta: torch.Tensor, batch: MetaBatch, fir
 
 
 @pytest.mark.parametrize(
-    "num_steps,first_order", [(1, False), (1, True), (2, False), (2, True), (0, False)]
+    "num_steps,first_order,learn_lr",
+    [
+        (1, False, False),
+        (1, True, False),
+        (2, False, False),
+        (2, True, False),
+        (0, False, False),
+        (1, False, True),
+        (2, True, True),
+    ],
 )
-def test_vmapped_meta_gradient_equals_per_task_loop(num_steps, first_order):
-    learner, theta, batch = build(num_steps, first_order)
+def test_vmapped_meta_gradient_equals_per_task_loop(num_steps, first_order, learn_lr):
+    learner, theta, batch = build(num_steps, first_order, learn_lr=learn_lr)
     loss, grad, _, _ = meta_gradient(learner, theta, batch)
     loss_ref, grad_ref = loop_meta_gradient(learner, theta, batch, first_order)
     assert torch.allclose(loss, loss_ref, atol=1e-6)
@@ -127,3 +139,20 @@ def test_sampling_is_stochastic_not_the_mode():
     for traj in (batch.supports[0], batch.query):
         z = (traj.actions - traj.mean) / traj.log_std.exp()[:, None, None, :]
         assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05
+
+
+def test_meta_sgd_step_sizes_are_meta_parameters_that_learn():
+    learner, theta, batch = build(num_steps=1, learn_lr=True)
+    names = learner.layout.names
+    assert any(n.startswith(LR_PREFIX) for n in names)
+    assert learner.layout.numel == 2 * sum(p.numel() for p in learner.policy.parameters())
+    _, grad, _, _ = meta_gradient(learner, theta, batch)
+    lr_grad = learner.layout.unflatten(grad)
+    assert all(lr_grad[n].abs().sum() > 0 for n in names if n.startswith(LR_PREFIX))
+    # round trip through load_parameters / state_dict
+    learner.load_parameters(theta + 0.01)
+    state = learner.state_dict()
+    assert torch.allclose(learner.parameters(), theta + 0.01)
+    learner.load_parameters(theta)
+    learner.load_state_dict(state)
+    assert torch.allclose(learner.parameters(), theta + 0.01)

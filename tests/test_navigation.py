@@ -17,8 +17,15 @@ def make_env(tasks=2, episodes=3, **kw) -> Navigation2D:
     return env
 
 
-def test_starts_at_origin_clips_actions_and_rewards_minus_distance():
+def test_normalized_actions_are_scaled_by_the_bound_then_clipped():
     env = make_env()
+    env.reset_batch()
+    obs, _, _ = env.step_batch(torch.tensor([0.5, -3.0]).expand(2, 3, 2))
+    assert torch.allclose(obs, torch.tensor([0.05, -0.1]).expand(2, 3, 2))
+
+
+def test_starts_at_origin_clips_actions_and_rewards_minus_distance():
+    env = make_env(normalized_actions=False)
     obs = env.reset_batch()
     assert obs.shape == (2, 3, 2) and torch.all(obs == 0)
     action = torch.tensor([5.0, -0.05]).expand(2, 3, 2)
@@ -30,7 +37,7 @@ def test_starts_at_origin_clips_actions_and_rewards_minus_distance():
 
 
 def test_episode_ends_at_the_goal_and_stays_there_with_zero_reward():
-    env = make_env(tasks=1, episodes=2)
+    env = make_env(tasks=1, episodes=2, normalized_actions=False)
     env.reset_batch()
     goal = env.tasks[0]
     # episode 0 heads straight to the goal in steps of at most 0.1; episode 1 stays put

@@ -13,7 +13,9 @@ class Navigation2D(TaskFamily):
     """A point starts at the origin and moves by the clipped action; the task is a goal.
 
     Observation: position (2), plus the goal with ``oracle=true``. Action: displacement,
-    clipped to ``[-action_bound, action_bound]^2``. Reward: minus the Euclidean distance to the
+    clipped to ``[-action_bound, action_bound]^2``; with ``normalized_actions`` (the original
+    code's rllab ``normalize`` wrapper) the action is first multiplied by ``action_bound``, so
+    the policy acts in ``[-1, 1]^2``. Reward: minus the Euclidean distance to the
     goal after the move. As in the original code, an episode ends once ``|dx|`` and ``|dy|`` are
     both below ``goal_tolerance``.
     """
@@ -38,6 +40,8 @@ class Navigation2D(TaskFamily):
 
     def _advance(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         bound = self.cfg.action_bound
+        if self.cfg.normalized_actions:
+            action = action * bound
         moving = ~self.finished
         step = action.clamp(-bound, bound) * moving[..., None]
         self.position = self.position + step
