@@ -101,9 +101,14 @@ class InnerConfig:
 # ---------------------------------------------------------------------------------- baseline
 @dataclass
 class BaselineConfig:
-    """Which method of the MAML paper's comparison is trained (``baseline`` group)."""
+    """Which method of the MAML paper's comparison is trained (``baseline`` group). Each option
+    sets what it needs here; the Experiment applies it, so no other override is required."""
 
     name: str = "maml"
+    meta_train: bool = True  # adapt inside training (MAML); false: train one policy on all tasks
+    oracle: bool = False  # the task parameters are appended to the observation
+    train: bool = True  # false: no training at all, evaluate the initial policy (random init)
+    adapt_at_eval: bool = True  # false: evaluated without gradient steps (the oracle)
 
 
 # ---------------------------------------------------------------------------- plain sections
@@ -157,6 +162,18 @@ class Config:
     progress: bool = True  # show a progress bar
 
 
+@dataclass
+class EvaluateConfig:
+    """``python -m maml_hydra.evaluate <run or sweep dir>``: adapt every trained run on the same
+    held-out tasks and write ``<dir>/eval/``."""
+
+    dir: str = MISSING  # a run directory or a sweep directory holding runs
+    eval: EvalConfig = field(default_factory=EvalConfig)  # held-out tasks and adaptation steps
+    include_random: bool = True  # add a random-init variant from the MAML runs' seeds if absent
+    device: str = "cpu"
+    progress: bool = True
+
+
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu")
 
 
@@ -164,6 +181,7 @@ def register_configs() -> None:
     """Register every schema in Hydra's ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
+    cs.store(name="base_evaluate", node=EvaluateConfig)
     cs.store(group="env", name="base_navigation", node=NavigationConfig)
     cs.store(group="algorithm", name="base_trpo", node=TRPOConfig)
     cs.store(group="algorithm", name="base_ppo", node=PPOConfig)
@@ -279,6 +297,28 @@ def to_config(cfg: DictConfig | Config) -> Config:
         cfg = OmegaConf.to_object(cfg)
     validate(cfg)
     return cfg
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [cls, *(s for sub in cls.__subclasses__() for s in _subclasses(sub))]
+
+
+def config_from_yaml(text: str) -> Config:
+    """A typed Config from YAML written by ``OmegaConf.to_yaml`` (as in a checkpoint). The
+    ``env`` and ``algorithm`` schemas are the subclasses whose ``_target_`` the YAML names."""
+    raw = OmegaConf.create(text)
+    typed = OmegaConf.structured(Config)
+    for key, base in (("env", EnvConfig), ("algorithm", AlgorithmConfig)):
+        target = raw[key]["_target_"]
+        schema = next(
+            (c for c in _subclasses(base) if getattr(c, "_target_", None) == target), None
+        )
+        if schema is None:
+            raise ConfigError(
+                f"{key}._target_={target!r} is not allowed: no {base.__name__} schema has it"
+            )
+        typed[key] = OmegaConf.structured(schema)
+    return OmegaConf.to_object(OmegaConf.merge(typed, raw))
 
 
 class ValidateOnStart(Callback):

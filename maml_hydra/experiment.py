@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -42,7 +43,8 @@ class Experiment:
 
         family = get_class(cfg.env._target_)
         t = cfg.train
-        self.env = family(cfg.env, t.meta_batch_size, t.episodes_per_task, self.device)
+        env_cfg = self.env_config(cfg)
+        self.env = family(env_cfg, t.meta_batch_size, t.episodes_per_task, self.device)
         self.policy = GaussianMLPPolicy(
             self.env.observation_dim,
             self.env.action_dim,
@@ -50,11 +52,13 @@ class Experiment:
             cfg.policy.activation,
             cfg.policy.init_log_std,
         ).to(self.device)
-        self.learner = MAML(self.policy, cfg.inner, t.gamma, t.gae_lambda)
+        self.learner = MAML(self.policy, self.inner_config(cfg), t.gamma, t.gae_lambda)
         self.meta_optimizer = get_class(cfg.algorithm._target_)(
             cfg.algorithm, self.learner, cfg.seed
         )
-        self.evaluator = Evaluator(family, cfg.env, cfg.eval, self.learner, self.device)
+        self.evaluator = Evaluator(
+            family, env_cfg, self.eval_config(cfg), self.learner, self.device
+        )
         self.task_rng = generator("train-tasks", cfg.seed)
         self.action_rng = generator("train-actions", cfg.seed, self.device)
         self.iteration = 0
@@ -62,6 +66,25 @@ class Experiment:
         self.seen_tasks: list[torch.Tensor] = []  # kept for tests of the task streams
         if cfg.resume:
             self.load_state_dict(load_checkpoint(self.checkpoint_path))
+
+    # ------------------------------------------------------------- baseline settings
+    @staticmethod
+    def env_config(cfg: Config):
+        """The env config with the baseline's oracle observation applied."""
+        return replace(cfg.env, oracle=cfg.env.oracle or cfg.baseline.oracle)
+
+    @staticmethod
+    def inner_config(cfg: Config):
+        """Training without adaptation (pretrained, oracle) is MAML with zero inner steps."""
+        return cfg.inner if cfg.baseline.meta_train else replace(cfg.inner, num_steps=0)
+
+    @staticmethod
+    def eval_config(cfg: Config):
+        return cfg.eval if cfg.baseline.adapt_at_eval else replace(cfg.eval, num_steps=0)
+
+    @property
+    def total_iterations(self) -> int:
+        return self.cfg.train.iterations if self.cfg.baseline.train else 0
 
     # ------------------------------------------------------------------- checkpoints
     @property
@@ -147,11 +170,12 @@ class Experiment:
         """Meta-train until ``train.iterations``; write TensorBoard, checkpoints and
         ``eval_results.json`` under ``run_dir``; return the final evaluation summary."""
         cfg = self.cfg.train
-        logger = RunLogger(
-            self.run_dir, self.cfg, self.iteration, cfg.iterations, self.cfg.progress
-        )
+        total = self.total_iterations
+        logger = RunLogger(self.run_dir, self.cfg, self.iteration, total, self.cfg.progress)
         try:
-            while self.iteration < cfg.iterations:
+            if total == 0:
+                self.save()  # the untrained policy (random init) is what gets evaluated
+            while self.iteration < total:
                 metrics = self.meta_iteration()
                 self.iteration += 1
                 logger.scalars(self.iteration, metrics)
@@ -162,12 +186,12 @@ class Experiment:
                         "s/it": metrics["time/iteration"],
                     }
                 )
-                if self.iteration % cfg.checkpoint_every == 0 or self.iteration == cfg.iterations:
+                if self.iteration % cfg.checkpoint_every == 0 or self.iteration == total:
                     self.save()
                 if (
                     cfg.eval_every
                     and self.iteration % cfg.eval_every == 0
-                    and self.iteration < cfg.iterations
+                    and self.iteration < total
                 ):
                     self._log_eval(logger, self.evaluate())
             summary = self.evaluate()

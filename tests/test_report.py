@@ -1,0 +1,173 @@
+"""Baselines, one-command sweeps and the evaluation report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from maml_hydra.checkpoint import load_checkpoint, save_checkpoint
+from maml_hydra.config import EvalConfig, EvaluateConfig, config_from_yaml
+from maml_hydra.evaluate import EvaluationError, make_report
+from maml_hydra.experiment import Experiment
+from maml_hydra.seeding import generator
+from tests.conftest import TINY, make_config, run_cli
+
+REPORT_EVAL = EvalConfig(num_tasks=4, episodes_per_task=4, num_steps=2, lrs=[0.1, 0.05], seed=99)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    """One real `-m` sweep: three baselines, one seed, the basic launcher."""
+    root = tmp_path_factory.mktemp("sweep")
+    result = run_cli(
+        [
+            "-m",
+            "baseline=maml,pretrained,oracle",
+            "seed=0",
+            *TINY,
+            f"hydra.sweep.dir={root / 'multi'}",
+        ],
+        cwd=root,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    return root / "multi"
+
+
+def test_baselines_set_what_they_need():
+    maml = Experiment(make_config(["baseline=maml", "inner.num_steps=2"]), "unused")
+    assert maml.learner.num_steps == 2 and maml.env.observation_dim == 2
+    pretrained = Experiment(make_config(["baseline=pretrained", "inner.num_steps=2"]), "unused")
+    assert pretrained.learner.num_steps == 0 and pretrained.evaluator.cfg.num_steps == 2
+    oracle = Experiment(make_config(["baseline=oracle"]), "unused")
+    assert oracle.env.observation_dim == 4 and oracle.evaluator.env.observation_dim == 4
+    assert oracle.learner.num_steps == 0 and oracle.evaluator.cfg.num_steps == 0
+    random = Experiment(make_config(["baseline=random"]), "unused")
+    assert random.total_iterations == 0
+
+
+def test_random_baseline_trains_nothing_and_saves_the_initial_policy(tmp_path):
+    exp = Experiment(make_config(["baseline=random"]), tmp_path)
+    initial = exp.learner.parameters()
+    exp.train()
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert state["iteration"] == 0
+    exp.learner.load_state_dict(state["learner"])
+    assert torch.equal(exp.learner.parameters(), initial)
+
+
+def test_sweep_names_every_run_by_env_baseline_algorithm_seed(sweep):
+    names = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert names == [
+        "navigation_maml_trpo_seed0",
+        "navigation_oracle_trpo_seed0",
+        "navigation_pretrained_trpo_seed0",
+    ]
+    for name in names:
+        assert (sweep / name / "checkpoints" / "last.pt").is_file()
+        assert any((sweep / name / "tensorboard").iterdir())
+
+
+def test_evaluate_cli_writes_the_whole_report(sweep):
+    result = run_cli(
+        [
+            str(sweep),
+            "eval.num_tasks=4",
+            "eval.episodes_per_task=4",
+            "eval.num_steps=2",
+            "progress=false",
+        ],
+        cwd=sweep,
+        module="maml_hydra.evaluate",
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    out = sweep / "eval"
+    results = json.loads((out / "results.json").read_text())
+    variants = {e["variant"] for e in results["runs"].values()}
+    assert variants == {"maml", "pretrained", "oracle", "random"}
+    for entry in results["runs"].values():
+        steps = 1 if entry["variant"] == "oracle" else 3
+        assert len(entry["returns"]) == steps and all(len(r) == 4 for r in entry["returns"])
+    assert set(results["summary"]) == variants
+    table = (out / "summary.md").read_text()
+    assert "| variant | seeds | 0 steps | 1 steps | 2 steps |" in table
+    for v in variants:
+        assert f"| {v} | 1 |" in table
+    image = mpimg.imread(out / "adaptation.png")
+    assert image.shape[0] > 200 and image.shape[1] > 300
+    assert image[..., :3].std() > 0.05  # not a blank canvas
+    assert any((out / "tensorboard").iterdir())
+    assert "maml" in result.stdout and "adaptation.png" in result.stdout
+
+    # the held-out tasks are never among the tasks any run trained on
+    held_out = torch.tensor(next(iter(results["runs"].values()))["tasks"])
+    for run in (p for p in sweep.iterdir() if p.name.startswith("navigation_")):
+        cfg = config_from_yaml(load_checkpoint(run / "checkpoints" / "last.pt")["config"])
+        rng = generator("train-tasks", cfg.seed)
+        seen = torch.rand(cfg.train.iterations * cfg.train.meta_batch_size, 2, generator=rng) - 0.5
+        assert torch.cdist(held_out, seen).min() > 0
+
+
+def copy_sweep(sweep: Path, dest: Path) -> Path:
+    shutil.copytree(sweep, dest, ignore=shutil.ignore_patterns("eval"))
+    return dest
+
+
+def test_a_directory_without_runs_is_one_clear_error(tmp_path):
+    with pytest.raises(EvaluationError, match="no runs found"):
+        make_report(EvaluateConfig(dir=str(tmp_path), eval=REPORT_EVAL, progress=False))
+    result = run_cli([str(tmp_path), "progress=false"], cwd=tmp_path, module="maml_hydra.evaluate")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path}: no runs found")
+
+
+def test_bad_runs_get_one_line_each_and_the_rest_is_kept(sweep, tmp_path):
+    root = copy_sweep(sweep, tmp_path / "s")
+    (root / "navigation_oracle_trpo_seed0" / "checkpoints" / "last.pt").unlink()  # no checkpoint
+    ckpt = root / "navigation_pretrained_trpo_seed0" / "checkpoints" / "last.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:100])  # corrupt
+    with pytest.raises(EvaluationError) as err:
+        make_report(EvaluateConfig(dir=str(root), eval=REPORT_EVAL, progress=False))
+    message = str(err.value)
+    assert "navigation_oracle_trpo_seed0/checkpoints/last.pt: no checkpoint found" in message
+    assert (
+        "navigation_pretrained_trpo_seed0/checkpoints/last.pt: not a readable checkpoint" in message
+    )
+    assert "\n" not in message
+    results = json.loads((root / "eval" / "results.json").read_text())
+    assert {e["variant"] for e in results["runs"].values()} == {"maml", "random"}
+    assert (root / "eval" / "summary.md").is_file()
+
+
+def test_runs_of_different_envs_cannot_share_a_report(sweep, tmp_path):
+    root = copy_sweep(sweep, tmp_path / "s")
+    ckpt = root / "navigation_oracle_trpo_seed0" / "checkpoints" / "last.pt"
+    state = load_checkpoint(ckpt)
+    cfg = config_from_yaml(state["config"])
+    state["config"] = OmegaConf.to_yaml(
+        OmegaConf.structured(replace(cfg, env=replace(cfg.env, name="nav_b")))
+    )
+    save_checkpoint(ckpt, state)
+    with pytest.raises(EvaluationError, match="runs of different envs cannot share one report"):
+        make_report(EvaluateConfig(dir=str(root), eval=REPORT_EVAL, progress=False))
+    assert not (root / "eval" / "results.json").exists()
+
+
+def test_a_second_report_reuses_what_was_evaluated(sweep, tmp_path):
+    root = copy_sweep(sweep, tmp_path / "s")
+    cfg = EvaluateConfig(dir=str(root), eval=REPORT_EVAL, progress=False)
+    first = make_report(cfg)
+    (root / "navigation_maml_trpo_seed0" / "checkpoints" / "last.pt").write_bytes(b"broken")
+    with pytest.raises(EvaluationError):
+        make_report(cfg)  # the broken run is reported; the others come from results.json
+    kept = json.loads((root / "eval" / "results.json").read_text())
+    name = "navigation_pretrained_trpo_seed0"
+    assert kept["runs"][name]["returns"] == first["runs"][name]["returns"]
