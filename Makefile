@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: train test test-all lint format bench reproduce clean
+.PHONY: train test test-all lint format bench reproduce compare clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -32,8 +32,11 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
 
-reproduce: $(STAMP)
+reproduce: $(STAMP)  ## the paper's 2D-navigation table (Table 4)
 	bash scripts/reproduce_nav.sh
+
+compare: $(STAMP)  ## MAML vs pretrained vs oracle vs random on 2D navigation, 3 seeds
+	bash scripts/compare_nav.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
