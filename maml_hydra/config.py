@@ -321,6 +321,28 @@ def config_from_yaml(text: str) -> Config:
     return OmegaConf.to_object(OmegaConf.merge(typed, raw))
 
 
+def validate_launcher(launcher: DictConfig) -> None:
+    """Resource values of a submitit launcher (``hydra.launcher``), checked before submission.
+    Unknown keys are already refused by the launcher's own schema."""
+    positive = (
+        "timeout_min",
+        "nodes",
+        "tasks_per_node",
+        "cpus_per_task",
+        "gpus_per_node",
+        "mem_gb",
+        "array_parallelism",
+    )
+    for key in positive:
+        value = launcher.get(key)
+        if value is not None:
+            _require(value >= 1, f"hydra.launcher.{key}", value, "must be >= 1")
+    for key in ("signal_delay_s", "max_num_timeout"):
+        value = launcher.get(key)
+        if value is not None:
+            _require(value >= 0, f"hydra.launcher.{key}", value, "must be >= 0")
+
+
 class ValidateOnStart(Callback):
     """Hydra callback: validate before Hydra creates any run directory.
 
@@ -339,3 +361,7 @@ class ValidateOnStart(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check(config)
+        try:
+            validate_launcher(config.hydra.launcher)
+        except ConfigError as err:
+            sys.exit(f"error: {err}")

@@ -24,6 +24,19 @@ from maml_hydra.seeding import generator
 # Keys that may differ between a run and its resumption.
 RESUMABLE_KEYS = ("resume", "train.iterations", "progress", "device")
 
+# The experiment whose train() is running in this process, for save_running_experiment().
+_RUNNING: Experiment | None = None
+
+
+def save_running_experiment() -> Path | None:
+    """Write the running experiment's state as of its last completed iteration, e.g. from a
+    signal handler before a preempted job is requeued (hydra_plugins.maml_hydra_launcher).
+    Returns the checkpoint path, or None when no experiment is training in this process."""
+    if _RUNNING is None or _RUNNING._snapshot is None:
+        return None
+    save_checkpoint(_RUNNING.checkpoint_path, _RUNNING._snapshot)
+    return _RUNNING.checkpoint_path
+
 
 class Experiment:
     """Build everything from ``cfg``; ``train()`` runs meta-training into ``run_dir``.
@@ -64,6 +77,7 @@ class Experiment:
         self.iteration = 0
         self.env_steps = 0
         self.seen_tasks: list[torch.Tensor] = []  # kept for tests of the task streams
+        self._snapshot: dict | None = None  # state after the last completed iteration
         if cfg.resume:
             self.load_state_dict(load_checkpoint(self.checkpoint_path))
 
@@ -127,7 +141,7 @@ class Experiment:
         self.env_steps = int(state["env_steps"])
 
     def save(self) -> Path:
-        save_checkpoint(self.checkpoint_path, self.state_dict())
+        save_checkpoint(self.checkpoint_path, self._snapshot or self.state_dict())
         return self.checkpoint_path
 
     # ------------------------------------------------------------------------ training
@@ -172,12 +186,15 @@ class Experiment:
         cfg = self.cfg.train
         total = self.total_iterations
         logger = RunLogger(self.run_dir, self.cfg, self.iteration, total, self.cfg.progress)
+        global _RUNNING
+        _RUNNING, self._snapshot = self, self.state_dict()
         try:
             if total == 0:
                 self.save()  # the untrained policy (random init) is what gets evaluated
             while self.iteration < total:
                 metrics = self.meta_iteration()
                 self.iteration += 1
+                self._snapshot = self.state_dict()
                 logger.scalars(self.iteration, metrics)
                 logger.progress(
                     {
@@ -203,6 +220,7 @@ class Experiment:
             )
             return summary
         finally:
+            _RUNNING, self._snapshot = None, None
             logger.close()
 
     def _log_eval(self, logger: RunLogger, summary: dict) -> None:

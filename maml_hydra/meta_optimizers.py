@@ -6,6 +6,7 @@ search); the classes hold configuration and (for stateful optimizers) state.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -258,7 +259,11 @@ class PPO:
         return self.param.detach().clone(), metrics
 
     def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(), "rng": self.rng.get_state()}
+        # a copy: Adam updates its moment tensors in place
+        return {
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "rng": self.rng.get_state(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -12,11 +15,20 @@ from maml_hydra.checkpoint import CheckpointError
 from maml_hydra.config import ConfigError, to_config
 from maml_hydra.experiment import Experiment
 
+log = logging.getLogger(__name__)
+
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        Experiment(to_config(cfg), HydraConfig.get().runtime.output_dir).train()
+        config = to_config(cfg)
+        if config.resume is None and (run_dir / "checkpoints" / "last.pt").is_file():
+            # A run directory that already holds a checkpoint is continued, never overwritten:
+            # this is how a requeued SLURM job picks up where it was preempted.
+            log.info("continuing %s from its checkpoint", run_dir)
+            config = replace(config, resume=str(run_dir))
+        Experiment(config, run_dir).train()
     except (ConfigError, CheckpointError) as err:
         sys.exit(f"error: {err}")
 

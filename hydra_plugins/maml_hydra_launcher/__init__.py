@@ -1,0 +1,1 @@
+"""maml-hydra launchers (Hydra finds launcher plugins only under hydra_plugins)."""

@@ -1,0 +1,150 @@
+"""SLURM through hydra-submitit-launcher with a real submitit executor and shell shims for
+sbatch/srun/sacct/squeue/scontrol/scancel (tests/slurm_shims) first on PATH."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from maml_hydra.checkpoint import load_checkpoint
+from maml_hydra.experiment import Experiment
+from tests.conftest import TINY, make_config
+
+SHIMS = Path(__file__).parent / "slurm_shims"
+
+
+@pytest.fixture
+def slurm(tmp_path, monkeypatch):
+    state = tmp_path / "slurm_state"
+    state.mkdir()
+    monkeypatch.setenv("SLURM_SHIM_DIR", str(state))
+    monkeypatch.setenv("PATH", f"{SHIMS}{os.pathsep}{os.environ['PATH']}")
+    return state
+
+
+def sweep_command(sweep_dir: Path, *overrides: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "maml_hydra.train",
+        "-m",
+        *overrides,
+        *TINY,
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+
+
+def run(cmd: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_sweep_of_three_jobs_runs_through_slurm(slurm, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run(
+        sweep_command(
+            sweep,
+            "hydra/launcher=slurm",
+            "seed=0,1,2",
+            "hydra.launcher.partition=debug",
+            "hydra.launcher.timeout_min=7",
+            "hydra.launcher.array_parallelism=2",
+        ),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted(p.name for p in sweep.iterdir() if p.name.startswith("navigation_"))
+    assert runs == [f"navigation_maml_trpo_seed{s}" for s in range(3)]
+    for name in runs:
+        assert load_checkpoint(sweep / name / "checkpoints" / "last.pt")["iteration"] == 3
+        assert list((sweep / name / "tensorboard").glob("events.out.tfevents.*"))
+    script = next((slurm / "jobs").glob("*/script.sh")).read_text()
+    assert "#SBATCH --partition=debug" in script
+    assert "#SBATCH --time=7" in script
+    assert "#SBATCH --array=0-2%2" in script
+    assert "#SBATCH --signal=USR2@120" in script
+    logs = list((sweep / ".submitit").glob("*_*/*_log.out"))  # job logs stay in the sweep
+    assert len(logs) == 3
+    assert {p.read_text() for p in (slurm / "tasks").iterdir()} == {"COMPLETED"}
+
+
+def test_a_preempted_job_checkpoints_requeues_and_ends_where_an_uninterrupted_run_ends(
+    slurm, tmp_path
+):
+    sweep = tmp_path / "sweep"
+    overrides = ["train.iterations=40", "train.checkpoint_every=1000", "eval.num_steps=0"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        sweep_command(sweep, "hydra/launcher=slurm", "seed=0", *overrides),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    run_dir = sweep / "navigation_maml_trpo_seed0"
+    events = run_dir / "tensorboard"
+    deadline = time.time() + 180
+    # checkpoint_every=1000: the only checkpoint before the end is the one the signal writes
+    while time.time() < deadline and not list(events.glob("events.out.tfevents.*")):
+        time.sleep(0.2)
+    time.sleep(2.0)  # some iterations into training
+    assert not (run_dir / "checkpoints" / "last.pt").exists()
+    subprocess.run(
+        ["scancel", "--signal=USR2", "1001_0"], check=True
+    )  # as SLURM does before preempting
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output[-3000:]
+
+    log = (sweep / ".submitit" / "1001_0" / "1001_0_0_log.err").read_text()
+    assert "Caught signal SIGUSR2" in log and "Requeued job 1001_0" in log
+    assert (slurm / "tasks" / "1001_0").read_text() == "COMPLETED"
+    train_log = (run_dir / "train.log").read_text()
+    assert "preempted: wrote" in train_log or "preempted: wrote" in log
+    assert "continuing" in train_log
+
+    reference = Experiment(make_config(["seed=0", *overrides]), tmp_path / "reference")
+    reference.train()
+    final = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert final["iteration"] == 40
+    expected = reference.learner.state_dict()["policy"]
+    for name, value in expected.items():
+        assert torch.equal(final["learner"]["policy"][name], value), name
+
+
+def test_a_two_job_sweep_runs_with_the_local_submitit_launcher(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run(sweep_command(sweep, "hydra/launcher=local", "seed=0,1"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for seed in (0, 1):
+        assert load_checkpoint(
+            sweep / f"navigation_maml_trpo_seed{seed}" / "checkpoints" / "last.pt"
+        )
+    assert list((sweep / ".submitit").iterdir())
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("hydra.launcher.gpus=1", "Key 'gpus' not in 'SlurmQueueConf'"),
+        (
+            "hydra.launcher.timeout_min=-5",
+            "error: hydra.launcher.timeout_min=-5 is not allowed: must be >= 1",
+        ),
+        ("hydra.launcher.array_parallelism=0", "hydra.launcher.array_parallelism=0 is not allowed"),
+    ],
+)
+def test_bad_launcher_settings_fail_before_anything_is_submitted(
+    slurm, tmp_path, override, message
+):
+    sweep = tmp_path / "sweep"
+    result = run(sweep_command(sweep, "hydra/launcher=slurm", "seed=0,1", override), cwd=tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not sweep.exists() and not (slurm / "jobs").exists()
