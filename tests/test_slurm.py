@@ -29,13 +29,14 @@ def slurm(tmp_path, monkeypatch):
 
 
 def sweep_command(sweep_dir: Path, *overrides: str) -> list[str]:
+    """TINY first: a later override of the same key wins."""
     return [
         sys.executable,
         "-m",
         "maml_hydra.train",
         "-m",
-        *overrides,
         *TINY,
+        *overrides,
         f"hydra.sweep.dir={sweep_dir}",
     ]
 
@@ -97,17 +98,17 @@ def test_a_preempted_job_checkpoints_requeues_and_ends_where_an_uninterrupted_ru
     time.sleep(2.0)  # some iterations into training
     assert not (run_dir / "checkpoints" / "last.pt").exists()
     subprocess.run(
-        ["scancel", "--signal=USR2", "1001_0"], check=True
+        ["scancel", "--signal=USR2", "1001"], check=True
     )  # as SLURM does before preempting
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, output[-3000:]
 
-    log = (sweep / ".submitit" / "1001_0" / "1001_0_0_log.err").read_text()
-    assert "Caught signal SIGUSR2" in log and "Requeued job 1001_0" in log
-    assert (slurm / "tasks" / "1001_0").read_text() == "COMPLETED"
-    train_log = (run_dir / "train.log").read_text()
-    assert "preempted: wrote" in train_log or "preempted: wrote" in log
-    assert "continuing" in train_log
+    # a one-job sweep is a plain (non-array) SLURM job; submitit logs to <sweep>/.submitit/
+    log = (sweep / ".submitit" / "1001" / "1001_0_log.out").read_text()
+    assert "Caught signal SIGUSR2" in log
+    assert "preempted: wrote" in log and "Requeued job 1001" in log
+    assert (slurm / "tasks" / "1001").read_text() == "COMPLETED"
+    assert f"continuing {run_dir}" in (run_dir / "train.log").read_text()
 
     reference = Experiment(make_config(["seed=0", *overrides]), tmp_path / "reference")
     reference.train()

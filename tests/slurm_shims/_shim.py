@@ -1,11 +1,11 @@
 """A local stand-in for SLURM, enough for submitit's SlurmExecutor (stdlib only).
 
-State lives in $SLURM_SHIM_DIR: ``counter`` (next job id), ``jobs/<id>/`` with the submitted
-script, ``tasks/<id>_<index>`` (state), ``pids/<id>_<index>`` (the running process) and
-``requeue/<id>_<index>`` (set by ``scontrol requeue``). As on a cluster, ``sbatch`` prints
-``Submitted batch job <id>`` and returns at once; the array tasks start about a second later in
-a detached runner that honours the ``%N`` throttle, sets the SLURM_* variables, creates the
-``%A_%a`` log folder and reruns a task that was requeued.
+State lives in $SLURM_SHIM_DIR: ``counter`` (next job id), ``jobs/<id>/script.sh``,
+``tasks/<task>`` (its state), ``pids/<task>`` (its running process) and ``requeue/<task>``
+(set by ``scontrol requeue``), where a task is ``<id>_<index>`` for an array and ``<id>`` for a
+plain job. As on a cluster, ``sbatch`` prints ``Submitted batch job <id>`` and returns at once;
+the tasks start about a second later in a detached runner that honours the ``%N`` throttle,
+sets the SLURM_* variables, creates the ``%A_%a`` log folder and reruns a requeued task.
 """
 
 from __future__ import annotations
@@ -30,13 +30,6 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _next_job_id() -> int:
-    counter = STATE / "counter"
-    job_id = int(counter.read_text()) if counter.exists() else 1001
-    _write(counter, str(job_id + 1))
-    return job_id
-
-
 def _directives(script: str) -> dict[str, str]:
     out = {}
     for line in script.splitlines():
@@ -46,59 +39,57 @@ def _directives(script: str) -> dict[str, str]:
     return out
 
 
-def _substitute(pattern: str, job_id: str, array_id: str, index: str) -> str:
-    return (
-        pattern.replace("%A", array_id)
-        .replace("%a", index)
-        .replace("%j", job_id)
-        .replace("%t", "0")
-    )
+def _tasks(job_id: str, flags: dict) -> tuple[list[str], int]:
+    """Task names and how many may run at once."""
+    if "array" not in flags:
+        return [job_id], 1
+    m = re.fullmatch(r"(\d+)-(\d+)(?:%(\d+))?", flags["array"])
+    names = [f"{job_id}_{i}" for i in range(int(m.group(1)), int(m.group(2)) + 1)]
+    return names, int(m.group(3) or len(names))
+
+
+def _substitute(pattern: str, task: str) -> str:
+    job_id, _, index = task.partition("_")
+    for key, value in (("%A", job_id), ("%a", index), ("%j", task), ("%t", "0")):
+        pattern = pattern.replace(key, value)
+    return pattern
 
 
 def sbatch(argv: list[str]) -> None:
     if argv and argv[0] == "--shim-run":
-        return _run_array(argv[1])
-    script_path = Path(argv[-1])
-    job_id = _next_job_id()
-    job_dir = STATE / "jobs" / str(job_id)
-    job_dir.mkdir(parents=True)
-    (job_dir / "script.sh").write_text(script_path.read_text())
-    array = _directives(script_path.read_text()).get("array", "0-0")
-    m = re.fullmatch(r"(\d+)-(\d+)(?:%(\d+))?", array)
-    first, last = int(m.group(1)), int(m.group(2))
-    for index in range(first, last + 1):
-        _write(STATE / "tasks" / f"{job_id}_{index}", "PENDING")
+        return _run_job(argv[1])
+    script = Path(argv[-1]).read_text()
+    counter = STATE / "counter"
+    job_id = str(int(counter.read_text()) if counter.exists() else 1001)
+    _write(counter, str(int(job_id) + 1))
+    _write(STATE / "jobs" / job_id / "script.sh", script)
+    for task in _tasks(job_id, _directives(script))[0]:
+        _write(STATE / "tasks" / task, "PENDING")
     subprocess.Popen(
-        [sys.executable, __file__.replace("_shim.py", "sbatch"), "--shim-run", str(job_id)],
+        [sys.executable, str(Path(__file__).with_name("sbatch")), "--shim-run", job_id],
         start_new_session=True,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=os.environ.copy(),
     )
     print(f"Submitted batch job {job_id}")
 
 
-def _run_array(job_id: str) -> None:
+def _run_job(job_id: str) -> None:
     time.sleep(1.0)  # jobs start after sbatch has returned (submitit moves the pickles then)
     script = (STATE / "jobs" / job_id / "script.sh").read_text()
     flags = _directives(script)
-    m = re.fullmatch(r"(\d+)-(\d+)(?:%(\d+))?", flags.get("array", "0-0"))
-    indices = list(range(int(m.group(1)), int(m.group(2)) + 1))
-    slots = threading.Semaphore(int(m.group(3) or len(indices)))
-    threads = [
-        threading.Thread(target=_run_task, args=(job_id, i, script, flags, slots)) for i in indices
-    ]
+    tasks, throttle = _tasks(job_id, flags)
+    slots = threading.Semaphore(throttle)
+    threads = [threading.Thread(target=_run_task, args=(t, script, flags, slots)) for t in tasks]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
 
 
-def _run_task(
-    job_id: str, index: int, script: str, flags: dict, slots: threading.Semaphore
-) -> None:
-    task = f"{job_id}_{index}"
+def _run_task(task: str, script: str, flags: dict, slots: threading.Semaphore) -> None:
+    job_id, _, index = task.partition("_")
     with slots:
         attempt = 0
         while True:
@@ -106,9 +97,7 @@ def _run_task(
             env = dict(os.environ)
             env.update(
                 {
-                    "SLURM_JOB_ID": str(int(job_id) * 1000 + index),
-                    "SLURM_ARRAY_JOB_ID": job_id,
-                    "SLURM_ARRAY_TASK_ID": str(index),
+                    "SLURM_JOB_ID": job_id,
                     "SLURM_NTASKS": "1",
                     "SLURM_PROCID": "0",
                     "SLURM_LOCALID": "0",
@@ -118,7 +107,11 @@ def _run_task(
                     "SLURM_RESTART_COUNT": str(attempt - 1),
                 }
             )
-            log = Path(_substitute(flags["output"], task, job_id, str(index)))
+            if index:  # an array task has a job id of its own
+                env["SLURM_JOB_ID"] = str(int(job_id) * 1000 + int(index))
+                env["SLURM_ARRAY_JOB_ID"] = job_id
+                env["SLURM_ARRAY_TASK_ID"] = index
+            log = Path(_substitute(flags["output"], task))
             log.parent.mkdir(parents=True, exist_ok=True)
             _write(STATE / "tasks" / task, "RUNNING")
             with open(log, "a") as out:
@@ -137,50 +130,52 @@ def _run_task(
 
 def srun(argv: list[str]) -> None:
     """srun --unbuffered --output OUT [--error ERR] CMD...: run CMD here, as the task."""
-    out = err = None
+    patterns = {}
     while argv and argv[0].startswith("--"):
         flag = argv.pop(0)
         if flag in ("--output", "--error"):
-            value = argv.pop(0)
-            out, err = (value, err) if flag == "--output" else (out, value)
-    array_id, index = os.environ["SLURM_ARRAY_JOB_ID"], os.environ["SLURM_ARRAY_TASK_ID"]
-    task = f"{array_id}_{index}"
-    for stream, pattern in ((1, out), (2, err)):
-        if pattern:
-            path = Path(_substitute(pattern, task, array_id, index))
+            patterns[flag] = argv.pop(0)
+    if "SLURM_ARRAY_JOB_ID" in os.environ:
+        task = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    else:
+        task = os.environ["SLURM_JOB_ID"]
+    for stream, flag in ((1, "--output"), (2, "--error")):
+        if flag in patterns:
+            path = Path(_substitute(patterns[flag], task))
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-            os.dup2(fd, stream)
+            os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), stream)
     _write(STATE / "pids" / task, str(os.getpid()))
     os.execvp(argv[0], argv)
 
 
 def sacct(argv: list[str]) -> None:
-    wanted = [argv[i + 1] for i, a in enumerate(argv) if a == "-j"]
+    wanted = {argv[i + 1] for i, a in enumerate(argv) if a == "-j"}
     print("JobID|State|NodeList")
     for path in sorted((STATE / "tasks").glob("*")):
-        if path.name.endswith(".tmp"):
-            continue
-        if not wanted or path.name.split("_")[0] in wanted:
+        if not path.name.endswith(".tmp") and (not wanted or path.name.split("_")[0] in wanted):
             print(f"{path.name}|{path.read_text()}|localhost")
 
 
 def squeue(argv: list[str]) -> None:
     print("JOBID STATE")
     for path in sorted((STATE / "tasks").glob("*")):
-        if path.read_text() in ("PENDING", "RUNNING", "REQUEUED"):
+        if not path.name.endswith(".tmp") and path.read_text() in (
+            "PENDING",
+            "RUNNING",
+            "REQUEUED",
+        ):
             print(f"{path.name} {path.read_text()}")
 
 
 def scontrol(argv: list[str]) -> None:
     if argv[:1] != ["requeue"]:
         sys.exit(f"scontrol shim: unsupported {shlex.join(argv)}")
-    for job in argv[1:]:
-        _write(STATE / "requeue" / job, "")
+    for task in argv[1:]:
+        _write(STATE / "requeue" / task, "")
 
 
 def scancel(argv: list[str]) -> None:
-    """scancel [--signal=SIG | --signal SIG] JOB...: signal the task (default: cancel it)."""
+    """scancel [--signal=SIG | --signal SIG] JOB...: signal the job's tasks (default: cancel)."""
     sig, jobs = None, []
     while argv:
         a = argv.pop(0)
@@ -191,18 +186,15 @@ def scancel(argv: list[str]) -> None:
         elif not a.startswith("-"):
             jobs.append(a)
     for job in jobs:
-        tasks = [job] if "_" in job else [p.name for p in (STATE / "pids").glob(f"{job}_*")]
-        for task in tasks:
+        for pid_file in (STATE / "pids").glob("*"):
+            if pid_file.name.endswith(".tmp"):
+                continue
+            if pid_file.name != job and not pid_file.name.startswith(f"{job}_"):
+                continue
             if sig is None:
-                _write(STATE / "cancelled" / task, "")
-            pid_file = STATE / "pids" / task
-            if pid_file.exists():
-                number = getattr(signal, "SIG" + (sig or "TERM").removeprefix("SIG"))
-                try:
-                    os.kill(int(pid_file.read_text()), number)
-                except ProcessLookupError:
-                    pass
-
-
-if __name__ == "__main__":
-    globals()[Path(sys.argv[0]).name](sys.argv[1:])
+                _write(STATE / "cancelled" / pid_file.name, "")
+            number = getattr(signal, "SIG" + (sig or "TERM").removeprefix("SIG"))
+            try:
+                os.kill(int(pid_file.read_text()), number)
+            except ProcessLookupError:
+                pass
