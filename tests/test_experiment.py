@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
 from maml_hydra.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from maml_hydra.experiment import Experiment
@@ -54,6 +55,11 @@ def test_train_writes_tensorboard_checkpoint_and_evaluation(tmp_path):
     acc = EventAccumulator(str(tmp_path / "tensorboard"))
     acc.Reload()
     assert "config" in "".join(acc.Tags()["tensors"])  # the resolved config as text
+    hparams = EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "tensorboard"))
+    hparams.Reload()
+    content = hparams.PluginRunToTagToContent("hparams")["."]
+    experiment = content["_hparams_/experiment"]  # the hparams tab: key options, final metrics
+    assert b"baseline.name" in experiment and b"hparam/eval/return_step_1" in experiment
     state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert state["iteration"] == 3 and "inner:" in state["config"]
     written = json.loads((tmp_path / "eval_results.json").read_text())
@@ -159,3 +165,13 @@ def test_checkpoint_write_is_atomic(tmp_path):
     save_checkpoint(path, {"format": 1, "x": torch.ones(2)})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]  # no temp file left behind
     assert torch.equal(load_checkpoint(path)["x"], torch.ones(2))
+
+
+def test_cli_runs_ppo_with_meta_sgd_first_order(tmp_path):
+    args = [*TINY, "algorithm=ppo", "inner=meta_sgd", "inner.first_order=true"]
+    result = run_cli([*args, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert state["learner"]["inner_lrs"] and "optimizer" in state["meta_optimizer"]
+    summary = json.loads((tmp_path / "run" / "eval_results.json").read_text())
+    assert len(summary["return_mean"]) == 3

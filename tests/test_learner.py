@@ -156,3 +156,17 @@ def test_meta_sgd_step_sizes_are_meta_parameters_that_learn():
     learner.load_parameters(theta)
     learner.load_state_dict(state)
     assert torch.allclose(learner.parameters(), theta + 0.01)
+
+
+def test_meta_sgd_adapts_with_its_learned_step_sizes_not_the_given_one():
+    learner, theta, batch = build(num_steps=1, learn_lr=True)
+    params = learner.layout.unflatten(theta)
+    support = batch.supports[0]
+    adapted = learner.adapt_step(params, support, lr=123.0, batched=False)  # lr is ignored
+    for i in range(support.obs.shape[0]):
+        traj = type(support)(*(f[i] for f in support))
+        policy = {k: v for k, v in params.items() if not k.startswith(LR_PREFIX)}
+        grads = torch.func.grad(learner.task_inner_loss)(policy, traj)
+        for k, g in grads.items():
+            expected = params[k] - params[LR_PREFIX + k] * g
+            assert torch.allclose(adapted[k][i], expected, atol=1e-6)

@@ -119,9 +119,10 @@ def test_a_preempted_job_checkpoints_requeues_and_ends_where_an_uninterrupted_ru
         assert torch.equal(final["learner"]["policy"][name], value), name
 
 
-def test_a_two_job_sweep_runs_with_the_local_submitit_launcher(tmp_path):
+@pytest.mark.parametrize("launcher", ["submitit_local", "local"])
+def test_a_two_job_sweep_runs_with_the_local_submitit_launcher(tmp_path, launcher):
     sweep = tmp_path / "sweep"
-    result = run(sweep_command(sweep, "hydra/launcher=local", "seed=0,1"), cwd=tmp_path)
+    result = run(sweep_command(sweep, f"hydra/launcher={launcher}", "seed=0,1"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     for seed in (0, 1):
         assert load_checkpoint(
