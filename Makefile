@@ -22,12 +22,12 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check maml_hydra tests scripts
-	$(BIN)/ruff format --check maml_hydra tests scripts
+	$(BIN)/ruff check maml_hydra hydra_plugins tests scripts
+	$(BIN)/ruff format --check maml_hydra hydra_plugins tests scripts
 
 format: $(STAMP)
-	$(BIN)/ruff format maml_hydra tests scripts
-	$(BIN)/ruff check --fix maml_hydra tests scripts
+	$(BIN)/ruff format maml_hydra hydra_plugins tests scripts
+	$(BIN)/ruff check --fix maml_hydra hydra_plugins tests scripts
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
