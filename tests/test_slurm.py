@@ -89,19 +89,24 @@ def test_a_preempted_job_checkpoints_requeues_and_ends_where_an_uninterrupted_ru
         stderr=subprocess.STDOUT,
         text=True,
     )
-    run_dir = sweep / "navigation_maml_trpo_seed0"
-    events = run_dir / "tensorboard"
-    deadline = time.time() + 180
-    # checkpoint_every=1000: the only checkpoint before the end is the one the signal writes
-    while time.time() < deadline and not list(events.glob("events.out.tfevents.*")):
-        time.sleep(0.2)
-    time.sleep(2.0)  # some iterations into training
-    assert not (run_dir / "checkpoints" / "last.pt").exists()
-    subprocess.run(
-        ["scancel", "--signal=USR2", "1001"], check=True
-    )  # as SLURM does before preempting
-    output, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, output[-3000:]
+    try:
+        run_dir = sweep / "navigation_maml_trpo_seed0"
+        events = run_dir / "tensorboard"
+        deadline = time.time() + 180
+        # checkpoint_every=1000: the only checkpoint before the end is the one the signal writes
+        while time.time() < deadline and not list(events.glob("events.out.tfevents.*")):
+            time.sleep(0.2)
+        time.sleep(2.0)  # some iterations into training
+        assert not (run_dir / "checkpoints" / "last.pt").exists()
+        subprocess.run(
+            ["scancel", "--signal=USR2", "1001"], check=True
+        )  # as SLURM does before preempting
+        output, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, output[-3000:]
+    finally:
+        if proc.poll() is None:  # never leave a sweep behind
+            proc.kill()
+            proc.communicate()
 
     # a one-job sweep is a plain (non-array) SLURM job; submitit logs to <sweep>/.submitit/
     log = (sweep / ".submitit" / "1001" / "1001_0_log.out").read_text()
