@@ -79,7 +79,8 @@ def test_a_preempted_job_checkpoints_requeues_and_ends_where_an_uninterrupted_ru
     slurm, tmp_path
 ):
     sweep = tmp_path / "sweep"
-    overrides = ["train.iterations=40", "train.checkpoint_every=1000", "eval.num_steps=0"]
+    # ~300 tiny iterations: long enough that the signal lands mid-training on any machine
+    overrides = ["train.iterations=300", "train.checkpoint_every=1000", "eval.num_steps=0"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         sweep_command(sweep, "hydra/launcher=slurm", "seed=0", *overrides),
@@ -96,7 +97,7 @@ def test_a_preempted_job_checkpoints_requeues_and_ends_where_an_uninterrupted_ru
         # checkpoint_every=1000: the only checkpoint before the end is the one the signal writes
         while time.time() < deadline and not list(events.glob("events.out.tfevents.*")):
             time.sleep(0.2)
-        time.sleep(2.0)  # some iterations into training
+        time.sleep(1.0)  # some iterations into training
         assert not (run_dir / "checkpoints" / "last.pt").exists()
         subprocess.run(
             ["scancel", "--signal=USR2", "1001"], check=True
@@ -118,7 +119,7 @@ def test_a_preempted_job_checkpoints_requeues_and_ends_where_an_uninterrupted_ru
     reference = Experiment(make_config(["seed=0", *overrides]), tmp_path / "reference")
     reference.train()
     final = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-    assert final["iteration"] == 40
+    assert final["iteration"] == 300
     expected = reference.learner.state_dict()["policy"]
     for name, value in expected.items():
         assert torch.equal(final["learner"]["policy"][name], value), name
