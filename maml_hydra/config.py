@@ -48,6 +48,22 @@ class NavigationConfig(EnvConfig):
     goal_tolerance: float = 0.01  # episode ends when |dx| and |dy| are both below this
 
 
+@dataclass
+class AntVelocityConfig(EnvConfig):
+    """MuJoCo Ant target velocity (MAML paper sec. 5.3), on gymnasium's Ant-v5 model."""
+
+    _target_: str = "maml_hydra.tasks.ant.AntVelocity"
+    name: str = "ant"
+    horizon: int = 200
+    goal_low: float = 0.0  # goal velocities uniform in [goal_low, goal_high]
+    goal_high: float = 3.0
+    ctrl_cost: float = 0.5e-2  # reward = -|v_x - v_goal| - ctrl_cost |a|^2 + survive_bonus
+    survive_bonus: float = 0.05
+    frame_skip: int = 5  # physics steps per env step (dt = 0.05 s)
+    reset_noise: float = 0.1  # gymnasium's reset_noise_scale
+    threads: int = 2  # mujoco.rollout worker threads
+
+
 # --------------------------------------------------------------------------------- algorithm
 @dataclass
 class AlgorithmConfig:
@@ -183,6 +199,7 @@ def register_configs() -> None:
     cs.store(name="base_config", node=Config)
     cs.store(name="base_evaluate", node=EvaluateConfig)
     cs.store(group="env", name="base_navigation", node=NavigationConfig)
+    cs.store(group="env", name="base_ant", node=AntVelocityConfig)
     cs.store(group="algorithm", name="base_trpo", node=TRPOConfig)
     cs.store(group="algorithm", name="base_ppo", node=PPOConfig)
     cs.store(group="inner", name="base_inner", node=InnerConfig)
@@ -275,6 +292,18 @@ def validate(cfg: Config) -> None:
             a.target_kl,
             "must be > 0 or null",
         )
+    if isinstance(cfg.env, AntVelocityConfig):
+        n = cfg.env
+        r(
+            n.goal_low <= n.goal_high,
+            "env.goal_high",
+            n.goal_high,
+            f"must be >= env.goal_low={n.goal_low}",
+        )
+        r(n.frame_skip >= 1, "env.frame_skip", n.frame_skip, "must be >= 1")
+        r(n.threads >= 1, "env.threads", n.threads, "must be >= 1")
+        r(n.ctrl_cost >= 0, "env.ctrl_cost", n.ctrl_cost, "must be >= 0")
+        r(n.reset_noise >= 0, "env.reset_noise", n.reset_noise, "must be >= 0")
     if isinstance(cfg.env, NavigationConfig):
         n = cfg.env
         r(

@@ -46,7 +46,7 @@ def rollout(
     a = mean + std * noise (never the distribution's mode), then compute advantages."""
     num_tasks, episodes = env.batch_size
     horizon, device = env.horizon, env.device
-    obs = env.reset_batch()
+    obs = env.reset_batch(generator)
     obs_buf = torch.empty(num_tasks, episodes, horizon, obs.shape[-1], device=device)
     act_buf = torch.empty(num_tasks, episodes, horizon, env.action_dim, device=device)
     mean_buf = torch.empty_like(act_buf)

@@ -5,7 +5,8 @@ of every task at once. Subclasses implement four things:
 
 - ``task_dim``, ``state_obs_dim``, ``action_dim``: class attributes;
 - ``sample_tasks(n, generator)``: ``[n, task_dim]`` task parameters;
-- ``_initial_obs()``: reset every episode, return the raw observation ``[T, E, state_obs_dim]``;
+- ``_initial_obs(generator)``: reset every episode (random initial states draw from
+  ``generator``), return the raw observation ``[T, E, state_obs_dim]``;
 - ``_advance(action)``: one step for the whole batch, ``(raw_obs, reward, done)``.
 
 The base class adds the oracle observation (task parameters appended), the torchrl specs and
@@ -75,7 +76,7 @@ class TaskFamily(EnvBase):
             )
         self.tasks = tasks.to(self.device, torch.float32)
 
-    def _initial_obs(self) -> Tensor:
+    def _initial_obs(self, generator: torch.Generator | None) -> Tensor:
         raise NotImplementedError
 
     def _advance(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -88,9 +89,10 @@ class TaskFamily(EnvBase):
         task = self.tasks[:, None, :].expand(*self.batch_size, self.task_dim)
         return torch.cat([raw_obs, task], dim=-1)
 
-    def reset_batch(self) -> Tensor:
-        """Reset every episode; returns observations ``[T, E, observation_dim]``."""
-        return self._observe(self._initial_obs())
+    def reset_batch(self, generator: torch.Generator | None = None) -> Tensor:
+        """Reset every episode; returns observations ``[T, E, observation_dim]``. Random
+        initial states come from ``generator`` (the sampler's, so that they are checkpointed)."""
+        return self._observe(self._initial_obs(generator))
 
     def step_batch(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Step every episode; returns ``(obs [T,E,D], reward [T,E], done [T,E])``.

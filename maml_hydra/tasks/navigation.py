@@ -33,7 +33,7 @@ class Navigation2D(TaskFamily):
         low, high = self.cfg.goal_low, self.cfg.goal_high
         return low + (high - low) * torch.rand(num_tasks, 2, generator=generator)
 
-    def _initial_obs(self) -> Tensor:
+    def _initial_obs(self, generator: torch.Generator | None = None) -> Tensor:
         self.position = torch.zeros(*self.batch_size, 2, device=self.device)
         self.finished = torch.zeros(*self.batch_size, dtype=torch.bool, device=self.device)
         return self.position
