@@ -186,7 +186,6 @@ def make_report(cfg: EvaluateConfig) -> dict:
             if variant == "maml":
                 jobs.append((f"random_seed{run_cfg.seed}", run, run_cfg, None, "random"))
 
-    writer = SummaryWriter(log_dir=str(out / "tensorboard"))
     bar = tqdm(
         total=len(jobs) * cfg.eval.num_tasks, unit="task", desc="evaluate", disable=not cfg.progress
     )
@@ -199,17 +198,14 @@ def make_report(cfg: EvaluateConfig) -> dict:
                 entry.update(variant=variant, seed=run_cfg.seed, env=run_cfg.env.name, run=str(run))
                 results["runs"][name] = entry
                 _write_json(results_path, results)
-            for k, value in enumerate(
-                torch.tensor(results["runs"][name]["returns"]).mean(dim=1).tolist()
-            ):
-                writer.add_scalar(f"eval/{name}/return_step_{k}", value, iteration)
-                writer.add_scalar(
-                    f"eval/{variant}_seed{run_cfg.seed}/return_step_{k}", value, iteration
-                )
+            # one TensorBoard run per evaluated run, the same tags for all: eval/return_step_k
+            returns = torch.tensor(results["runs"][name]["returns"]).mean(dim=1).tolist()
+            with SummaryWriter(log_dir=str(out / "tensorboard" / name)) as writer:
+                for k, value in enumerate(returns):
+                    writer.add_scalar(f"eval/return_step_{k}", value, iteration)
             bar.update(cfg.eval.num_tasks)
     finally:
         bar.close()
-        writer.close()
 
     results["summary"] = summarize(results)
     _write_json(results_path, results)

@@ -11,6 +11,7 @@ import matplotlib.image as mpimg
 import pytest
 import torch
 from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from maml_hydra.checkpoint import load_checkpoint, save_checkpoint
 from maml_hydra.config import EvalConfig, EvaluateConfig, config_from_yaml
@@ -104,7 +105,12 @@ def test_evaluate_cli_writes_the_whole_report(sweep):
     image = mpimg.imread(out / "adaptation.png")
     assert image.shape[0] > 200 and image.shape[1] > 300
     assert image[..., :3].std() > 0.05  # not a blank canvas
-    assert any((out / "tensorboard").iterdir())
+    tb = EventAccumulator(str(out / "tensorboard" / "navigation_maml_trpo_seed0"))
+    tb.Reload()
+    assert {"eval/return_step_0", "eval/return_step_1", "eval/return_step_2"} <= set(
+        tb.Tags()["scalars"]
+    )
+    assert (out / "tensorboard" / "random_seed0").is_dir()
     assert "maml" in result.stdout and "adaptation.png" in result.stdout
 
     # the held-out tasks are never among the tasks any run trained on
