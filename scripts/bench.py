@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -49,12 +50,54 @@ def measure(overrides: list[str], iterations: int, warmup: int, device: str) -> 
     return out
 
 
+def bench_ant(device: str) -> None:
+    """Sampling throughput of the project (policy included) vs raw ``mujoco.rollout`` with 2
+    threads and zero actions on the same model, 40 tasks x 20 episodes x 200 steps."""
+    import mujoco
+    import numpy as np
+    from mujoco import rollout
+
+    overrides = [
+        "env=ant",
+        "train.meta_batch_size=40",
+        "train.episodes_per_task=20",
+        f"device={device}",
+    ]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = to_config(compose("config", overrides=[*overrides, "progress=false"]))
+    exp = Experiment(cfg, run_dir=ROOT / "outputs" / "bench")
+    env, learner = exp.env, exp.learner
+    env.set_tasks(env.sample_tasks(40, exp.task_rng))
+    params = learner.layout.unflatten(learner.parameters())
+    steps = 40 * 20 * cfg.env.horizon
+    start = time.perf_counter()
+    learner.rollout(env, params, False, exp.action_rng)
+    project = steps / (time.perf_counter() - start)
+
+    model, n = env.model, env.num_envs
+    runner = rollout.Rollout(nthread=2)
+    scratch = [mujoco.MjData(model) for _ in range(2)]
+    control = np.zeros((n, cfg.env.horizon * cfg.env.frame_skip, model.nu))
+    start = time.perf_counter()
+    runner.rollout(model, scratch, env.state.copy(), control, nstep=control.shape[1])
+    raw = steps / (time.perf_counter() - start)
+    print(
+        f"Ant, 40 tasks x 20 episodes x {cfg.env.horizon} steps, frame_skip {cfg.env.frame_skip}:"
+    )
+    print(f"  project sampling (policy, 2 threads): {project:,.0f} env steps/s")
+    print(f"  mujoco.rollout, 2 threads, zero actions: {raw:,.0f} env steps/s")
+    print(f"  ratio: {project / raw:.2f} (target >= 0.8)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--env", default="navigation", choices=["navigation", "ant"])
     args = parser.parse_args()
+    if args.env == "ant":
+        return bench_ant(args.device)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     print(f"median over {args.iterations} meta-iterations after {args.warmup} warm-up\n")
     header = "| policy | " + " | ".join(PHASES) + " | env steps/s | target s | time / target |"
