@@ -30,6 +30,7 @@ class EnvConfig:
     name: str = MISSING  # short name used in run directories
     horizon: int = 100  # steps per episode
     oracle: bool = False  # append the task parameters to the observation
+    normalize_obs: bool = False  # running mean/variance normalisation, saved in checkpoints
 
 
 @dataclass
@@ -55,6 +56,7 @@ class AntVelocityConfig(EnvConfig):
     _target_: str = "maml_hydra.tasks.ant.AntVelocity"
     name: str = "ant"
     horizon: int = 200
+    normalize_obs: bool = True
     goal_low: float = 0.0  # goal velocities uniform in [goal_low, goal_high]
     goal_high: float = 3.0
     ctrl_cost: float = 0.5e-2  # reward = -|v_x - v_goal| - ctrl_cost |a|^2 + survive_bonus

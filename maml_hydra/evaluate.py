@@ -66,7 +66,7 @@ def evaluate_run(cfg: Config, state: dict | None, run_dir: Path, eval_cfg, devic
     validate(cfg)
     exp = Experiment(cfg, run_dir)
     if state is not None:
-        exp.learner.load_state_dict(state["learner"])
+        exp.load_weights(state)
     returns = exp.evaluator.evaluate(exp.learner.parameters())
     return {
         "returns": returns.tolist(),

@@ -20,6 +20,7 @@ from maml_hydra.learner import MAML
 from maml_hydra.logger import RunLogger, Stopwatch, flatten_config
 from maml_hydra.policy import GaussianMLPPolicy
 from maml_hydra.seeding import generator
+from maml_hydra.tasks.base import RunningNormalizer
 
 # Keys that may differ between a run and its resumption.
 RESUMABLE_KEYS = ("resume", "train.iterations", "progress", "device")
@@ -72,6 +73,11 @@ class Experiment:
         self.evaluator = Evaluator(
             family, env_cfg, self.eval_config(cfg), self.learner, self.device
         )
+        self.normalizer = None
+        if env_cfg.normalize_obs:
+            self.normalizer = RunningNormalizer(self.env.observation_dim, self.device)
+            self.env.normalizer, self.env.update_normalizer = self.normalizer, True
+            self.evaluator.env.normalizer = self.normalizer  # applied, never updated
         self.task_rng = generator("train-tasks", cfg.seed)
         self.action_rng = generator("train-actions", cfg.seed, self.device)
         self.iteration = 0
@@ -111,6 +117,7 @@ class Experiment:
             "iteration": self.iteration,
             "env_steps": self.env_steps,
             "learner": self.learner.state_dict(),
+            "obs_normalizer": self.normalizer.state_dict() if self.normalizer else None,
             "meta_optimizer": self.meta_optimizer.state_dict(),
             "rng": {"tasks": self.task_rng.get_state(), "actions": self.action_rng.get_state()},
             "config": OmegaConf.to_yaml(OmegaConf.structured(self.cfg)),
@@ -129,7 +136,7 @@ class Experiment:
                 f"{self.checkpoint_path}: written with a different config: {'; '.join(diffs)}"
             )
         try:
-            self.learner.load_state_dict(state["learner"])
+            self.load_weights(state)
         except (RuntimeError, KeyError) as err:
             raise CheckpointError(
                 f"{self.checkpoint_path}: policy does not fit: {str(err).splitlines()[0]}"
@@ -139,6 +146,12 @@ class Experiment:
         self.action_rng.set_state(state["rng"]["actions"])
         self.iteration = int(state["iteration"])
         self.env_steps = int(state["env_steps"])
+
+    def load_weights(self, state: dict) -> None:
+        """What acting needs from a checkpoint: the learner and the observation statistics."""
+        self.learner.load_state_dict(state["learner"])
+        if self.normalizer is not None:
+            self.normalizer.load_state_dict(state["obs_normalizer"])
 
     def save(self) -> Path:
         save_checkpoint(self.checkpoint_path, self._snapshot or self.state_dict())

@@ -6,9 +6,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from maml_hydra.checkpoint import load_checkpoint
 from maml_hydra.config import AntVelocityConfig
 from maml_hydra.experiment import Experiment
 from maml_hydra.tasks.ant import AntVelocity
+from maml_hydra.tasks.base import RunningNormalizer
 from tests.conftest import make_config
 
 
@@ -78,3 +80,66 @@ def test_ant_meta_trains_on_real_mujoco_with_tasks_resampled(tmp_path):
     assert not torch.equal(first, second) and first.min() >= 0 and first.max() <= 3
     assert len(summary["return_mean"]) == 2 and all(np.isfinite(summary["return_mean"]))
     assert (tmp_path / "checkpoints" / "last.pt").is_file()
+
+
+TINY_ANT = [
+    "env=ant",
+    "env.horizon=5",
+    "train.meta_batch_size=2",
+    "train.episodes_per_task=2",
+    "eval.num_tasks=2",
+    "eval.episodes_per_task=2",
+    "eval.num_steps=1",
+]
+
+
+def test_running_normalizer_matches_the_statistics_of_everything_seen():
+    gen = torch.Generator().manual_seed(0)
+    batches = [torch.randn(n, 3, 4, generator=gen) * 3 + 1 for n in (2, 5, 1)]
+    norm = RunningNormalizer(4)
+    for b in batches:
+        norm.update(b)
+    seen = torch.cat([b.reshape(-1, 4) for b in batches]).double()
+    assert torch.allclose(norm.mean, seen.mean(0)) and torch.allclose(
+        norm.var, seen.var(0, unbiased=False)
+    )
+    assert norm.count == seen.shape[0]
+    z = norm.normalize(seen.float())
+    assert torch.allclose(z.mean(0), torch.zeros(4), atol=1e-5) and torch.allclose(
+        z.std(0, unbiased=False), torch.ones(4), atol=1e-4
+    )
+
+
+def test_observation_statistics_train_stay_fixed_in_evaluation_and_survive_a_checkpoint(tmp_path):
+    exp = Experiment(make_config([*TINY_ANT, "train.iterations=2"]), tmp_path)
+    exp.train()
+    norm = exp.normalizer
+    # 2 iterations x (support + query) x 2x2 episodes x (5 steps + reset)
+    assert norm.count == 2 * 2 * 4 * 6
+    before = norm.state_dict()
+    exp.evaluate()
+    assert all(
+        torch.equal(before[k], norm.state_dict()[k]) for k in before
+    )  # evaluation does not update
+
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert all(torch.equal(state["obs_normalizer"][k], before[k]) for k in before)
+    fresh = Experiment(make_config([*TINY_ANT, "train.iterations=2"]), tmp_path / "other")
+    fresh.load_weights(state)  # what the evaluation report loads
+    assert all(torch.equal(fresh.normalizer.state_dict()[k], before[k]) for k in before)
+    assert (
+        fresh.evaluator.env.normalizer is fresh.normalizer
+        and not fresh.evaluator.env.update_normalizer
+    )
+
+
+def test_ant_resume_is_exact_with_observation_statistics(tmp_path):
+    full = Experiment(make_config([*TINY_ANT, "train.iterations=3"]), tmp_path / "full")
+    full.train()
+    Experiment(make_config([*TINY_ANT, "train.iterations=1"]), tmp_path / "part").train()
+    resumed = Experiment(
+        make_config([*TINY_ANT, "train.iterations=3", f"resume={tmp_path / 'part'}"])
+    )
+    resumed.train()
+    assert torch.equal(full.learner.parameters(), resumed.learner.parameters())
+    assert torch.equal(full.normalizer.mean, resumed.normalizer.mean)

@@ -65,12 +65,11 @@ class AntVelocity(TaskFamily):
             *self.batch_size, -1
         )
 
-    def set_state(self, qpos: np.ndarray, qvel: np.ndarray) -> Tensor:
-        """Put every simulation in the given state ([N, nq], [N, nv]); returns observations."""
+    def set_state(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        """Put every simulation in the given state ([N, nq], [N, nv])."""
         self.state[:] = 0.0
         self._qpos()[:] = qpos
         self._qvel()[:] = qvel
-        return self._observe(self._obs())
 
     def _initial_obs(self, generator: torch.Generator | None = None) -> Tensor:
         n, nq, nv, noise = self.num_envs, self.model.nq, self.model.nv, self.cfg.reset_noise

@@ -26,6 +26,44 @@ from torchrl.data import Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
 
+class RunningNormalizer:
+    """Running mean and variance of observations (parallel Welford update, float64);
+    ``normalize`` maps x to (x - mean) / sqrt(var + eps), clipped to [-clip, clip]."""
+
+    def __init__(
+        self, dim: int, device: str | torch.device = "cpu", clip: float = 10.0, eps: float = 1e-8
+    ):
+        self.clip, self.eps = clip, eps
+        self.count = torch.zeros((), dtype=torch.float64, device=device)
+        self.mean = torch.zeros(dim, dtype=torch.float64, device=device)
+        self.var = torch.ones(dim, dtype=torch.float64, device=device)
+
+    def update(self, x: Tensor) -> None:
+        x = x.reshape(-1, self.mean.shape[0]).double()
+        n = x.shape[0]
+        mean, var = x.mean(0), x.var(0, unbiased=False)
+        total = self.count + n
+        delta = mean - self.mean
+        self.var = (self.var * self.count + var * n + delta**2 * self.count * n / total) / total
+        self.mean = self.mean + delta * n / total
+        self.count = total
+
+    def normalize(self, x: Tensor) -> Tensor:
+        z = (x.double() - self.mean) / torch.sqrt(self.var + self.eps)
+        return z.clamp(-self.clip, self.clip).to(x.dtype)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {
+            "count": self.count.cpu().clone(),
+            "mean": self.mean.cpu().clone(),
+            "var": self.var.cpu().clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        device = self.mean.device
+        self.count, self.mean, self.var = (state[k].to(device) for k in ("count", "mean", "var"))
+
+
 class TaskFamily(EnvBase):
     task_dim: ClassVar[int]
     state_obs_dim: ClassVar[int]
@@ -39,6 +77,10 @@ class TaskFamily(EnvBase):
         self.horizon = int(cfg.horizon)
         self.oracle = bool(cfg.oracle)
         self.tasks = torch.zeros(num_tasks, self.task_dim, device=self.device)
+        # Observation normalisation (env.normalize_obs): a normalizer shared between the training
+        # env, which updates it at every step, and the evaluation env, which only applies it.
+        self.normalizer: RunningNormalizer | None = None
+        self.update_normalizer = False
         shape = self.batch_size
         self.observation_spec = Composite(
             observation=Unbounded(shape=(*shape, self.observation_dim), device=self.device),
@@ -84,10 +126,15 @@ class TaskFamily(EnvBase):
 
     # ------------------------------------------------------------- tensor-level fast path
     def _observe(self, raw_obs: Tensor) -> Tensor:
-        if not self.oracle:
-            return raw_obs
-        task = self.tasks[:, None, :].expand(*self.batch_size, self.task_dim)
-        return torch.cat([raw_obs, task], dim=-1)
+        obs = raw_obs
+        if self.oracle:
+            task = self.tasks[:, None, :].expand(*self.batch_size, self.task_dim)
+            obs = torch.cat([raw_obs, task], dim=-1)
+        if self.normalizer is not None:
+            if self.update_normalizer:
+                self.normalizer.update(obs)
+            obs = self.normalizer.normalize(obs)
+        return obs
 
     def reset_batch(self, generator: torch.Generator | None = None) -> Tensor:
         """Reset every episode; returns observations ``[T, E, observation_dim]``. Random
