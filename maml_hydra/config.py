@@ -31,6 +31,7 @@ class EnvConfig:
     horizon: int = 100  # steps per episode
     oracle: bool = False  # append the task parameters to the observation
     normalize_obs: bool = False  # running mean/variance normalisation, saved in checkpoints
+    params: dict[str, Any] = field(default_factory=dict)  # settings of a user-defined family
 
 
 @dataclass
@@ -200,6 +201,7 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     cs.store(name="base_evaluate", node=EvaluateConfig)
+    cs.store(group="env", name="base_env", node=EnvConfig)  # for families defined outside
     cs.store(group="env", name="base_navigation", node=NavigationConfig)
     cs.store(group="env", name="base_ant", node=AntVelocityConfig)
     cs.store(group="algorithm", name="base_trpo", node=TRPOConfig)
@@ -223,6 +225,26 @@ def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
         raise ConfigError(f"{key}={value!r} is not allowed: {allowed}")
 
 
+def _check_family(target: str) -> None:
+    from hydra.utils import get_class
+
+    from maml_hydra.tasks.base import TaskFamily
+
+    try:
+        family = get_class(target)
+    except Exception:
+        raise ConfigError(
+            f"env._target_={target!r} is not allowed: it does not import "
+            "(is its module on PYTHONPATH?)"
+        ) from None
+    _require(
+        isinstance(family, type) and issubclass(family, TaskFamily),
+        "env._target_",
+        target,
+        "must name a maml_hydra.tasks.TaskFamily subclass",
+    )
+
+
 def validate(cfg: Config) -> None:
     """Check cross-field and range constraints; raise ConfigError naming the key on the first."""
     r = _require
@@ -230,6 +252,7 @@ def validate(cfg: Config) -> None:
     if cfg.device == "cuda":
         r(torch.cuda.is_available(), "device", cfg.device, "no CUDA GPU is visible")
     r(cfg.env.horizon >= 1, "env.horizon", cfg.env.horizon, "must be >= 1")
+    _check_family(cfg.env._target_)
     r(cfg.inner.num_steps >= 0, "inner.num_steps", cfg.inner.num_steps, "must be >= 0")
     r(cfg.inner.lr > 0, "inner.lr", cfg.inner.lr, "must be > 0")
     t = cfg.train
@@ -336,7 +359,8 @@ def _subclasses(cls: type) -> list[type]:
 
 def config_from_yaml(text: str) -> Config:
     """A typed Config from YAML written by ``OmegaConf.to_yaml`` (as in a checkpoint). The
-    ``env`` and ``algorithm`` schemas are the subclasses whose ``_target_`` the YAML names."""
+    ``env`` and ``algorithm`` schemas are the subclasses whose ``_target_`` the YAML names; an
+    env family defined outside the package uses the base EnvConfig (its settings in params)."""
     raw = OmegaConf.create(text)
     typed = OmegaConf.structured(Config)
     for key, base in (("env", EnvConfig), ("algorithm", AlgorithmConfig)):
@@ -344,6 +368,8 @@ def config_from_yaml(text: str) -> Config:
         schema = next(
             (c for c in _subclasses(base) if getattr(c, "_target_", None) == target), None
         )
+        if schema is None and base is EnvConfig:
+            schema = EnvConfig
         if schema is None:
             raise ConfigError(
                 f"{key}._target_={target!r} is not allowed: no {base.__name__} schema has it"
