@@ -67,6 +67,15 @@ class AntVelocityConfig(EnvConfig):
     threads: int = 2  # mujoco.rollout worker threads
 
 
+@dataclass
+class AntDirectionConfig(AntVelocityConfig):
+    """MuJoCo Ant forward/backward: direction d in {-1, +1}, reward d v_x - ctrl + survive.
+    goal_low/goal_high are unused."""
+
+    _target_: str = "maml_hydra.tasks.ant.AntDirection"
+    name: str = "ant_dir"
+
+
 # --------------------------------------------------------------------------------- algorithm
 @dataclass
 class AlgorithmConfig:
@@ -204,6 +213,7 @@ def register_configs() -> None:
     cs.store(group="env", name="base_env", node=EnvConfig)  # for families defined outside
     cs.store(group="env", name="base_navigation", node=NavigationConfig)
     cs.store(group="env", name="base_ant", node=AntVelocityConfig)
+    cs.store(group="env", name="base_ant_dir", node=AntDirectionConfig)
     cs.store(group="algorithm", name="base_trpo", node=TRPOConfig)
     cs.store(group="algorithm", name="base_ppo", node=PPOConfig)
     cs.store(group="inner", name="base_inner", node=InnerConfig)

@@ -7,9 +7,9 @@ import numpy as np
 import torch
 
 from maml_hydra.checkpoint import load_checkpoint
-from maml_hydra.config import AntVelocityConfig
+from maml_hydra.config import AntDirectionConfig, AntVelocityConfig
 from maml_hydra.experiment import Experiment
-from maml_hydra.tasks.ant import AntVelocity
+from maml_hydra.tasks.ant import AntDirection, AntVelocity
 from maml_hydra.tasks.base import RunningNormalizer
 from tests.conftest import make_config
 
@@ -143,3 +143,18 @@ def test_ant_resume_is_exact_with_observation_statistics(tmp_path):
     resumed.train()
     assert torch.equal(full.learner.parameters(), resumed.learner.parameters())
     assert torch.equal(full.normalizer.mean, resumed.normalizer.mean)
+
+
+def test_ant_direction_rewards_d_times_forward_velocity():
+    env = AntDirection(AntDirectionConfig(), 2, 2)
+    tasks = env.sample_tasks(1000, torch.Generator().manual_seed(0))
+    assert set(tasks.unique().tolist()) == {-1.0, 1.0} and abs(tasks.mean()) < 0.1
+    env.set_tasks(torch.tensor([[1.0], [-1.0]]))
+    env.reset_batch(torch.Generator().manual_seed(1))
+    a = torch.rand(2, 2, 8, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    x_before = env._qpos()[:, 0].copy()
+    _, reward, _ = env.step_batch(a)
+    velocity = (env._qpos()[:, 0] - x_before) / 0.05
+    d = np.array([1.0, 1.0, -1.0, -1.0])
+    ctrl = 0.5e-2 * (a.reshape(4, 8).double().numpy() ** 2).sum(1)
+    assert np.allclose(reward.reshape(4).double().numpy(), d * velocity - ctrl + 0.05, atol=1e-5)

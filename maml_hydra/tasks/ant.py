@@ -53,6 +53,10 @@ class AntVelocity(TaskFamily):
         low, high = self.cfg.goal_low, self.cfg.goal_high
         return low + (high - low) * torch.rand(num_tasks, 1, generator=generator)
 
+    def _forward_reward(self, velocity: np.ndarray, task: np.ndarray) -> np.ndarray:
+        """-|v_x - v_goal|."""
+        return -np.abs(velocity - task)
+
     def _qpos(self) -> np.ndarray:
         return self.state[:, self.qpos_at : self.qpos_at + self.model.nq]
 
@@ -90,10 +94,24 @@ class AntVelocity(TaskFamily):
         velocity = (self._qpos()[:, 0] - x_before) / self.dt
         goal = self.tasks[:, 0, None].expand(self.batch_size).reshape(-1).cpu().double().numpy()
         reward = (
-            -np.abs(velocity - goal) - self.cfg.ctrl_cost * (a**2).sum(1) + self.cfg.survive_bonus
+            self._forward_reward(velocity, goal)
+            - self.cfg.ctrl_cost * (a**2).sum(1)
+            + self.cfg.survive_bonus
         )
         reward_t = torch.as_tensor(reward, dtype=torch.float32, device=self.device).view(
             self.batch_size
         )
         done = torch.zeros(self.batch_size, dtype=torch.bool, device=self.device)
         return self._obs(), reward_t, done
+
+
+class AntDirection(AntVelocity):
+    """Ant forward/backward (MAML paper sec. 5.3): the task is a direction d in {-1, +1} with
+    equal probability and the forward reward is d * v_x; everything else as AntVelocity."""
+
+    def sample_tasks(self, num_tasks: int, generator: torch.Generator) -> Tensor:
+        return torch.randint(0, 2, (num_tasks, 1), generator=generator).float() * 2 - 1
+
+    def _forward_reward(self, velocity: np.ndarray, task: np.ndarray) -> np.ndarray:
+        """d * v_x."""
+        return task * velocity
