@@ -49,6 +49,7 @@ class Experiment:
     def __init__(self, cfg: Config, run_dir: str | Path | None = None) -> None:
         validate(cfg)
         self.cfg = cfg
+        self._config_yaml = OmegaConf.to_yaml(OmegaConf.structured(cfg))  # saved in checkpoints
         if run_dir is None:
             run_dir = cfg.resume or Path("outputs") / datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
         self.run_dir = Path(run_dir)
@@ -120,7 +121,7 @@ class Experiment:
             "obs_normalizer": self.normalizer.state_dict() if self.normalizer else None,
             "meta_optimizer": self.meta_optimizer.state_dict(),
             "rng": {"tasks": self.task_rng.get_state(), "actions": self.action_rng.get_state()},
-            "config": OmegaConf.to_yaml(OmegaConf.structured(self.cfg)),
+            "config": self._config_yaml,
         }
 
     def load_state_dict(self, state: dict) -> None:

@@ -46,10 +46,14 @@ def make_config(overrides: list[str] = (), tiny: bool = True) -> Config:
 
 
 def run_cli(
-    args: list[str], cwd: Path, module: str = "maml_hydra.train", **kwargs
+    args: list[str],
+    cwd: Path,
+    module: str = "maml_hydra.train",
+    extra_env: dict[str, str] | None = None,
+    **kwargs,
 ) -> subprocess.CompletedProcess:
     """Run ``python -m <module> <args>`` in ``cwd`` with this interpreter."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", **(extra_env or {})}
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd,

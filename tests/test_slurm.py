@@ -14,7 +14,7 @@ import torch
 
 from maml_hydra.checkpoint import load_checkpoint
 from maml_hydra.experiment import Experiment
-from tests.conftest import TINY, make_config
+from tests.conftest import TINY, make_config, run_cli
 
 SHIMS = Path(__file__).parent / "slurm_shims"
 
@@ -28,36 +28,25 @@ def slurm(tmp_path, monkeypatch):
     return state
 
 
-def sweep_command(sweep_dir: Path, *overrides: str) -> list[str]:
-    """TINY first: a later override of the same key wins."""
-    return [
-        sys.executable,
-        "-m",
-        "maml_hydra.train",
-        "-m",
-        *TINY,
-        *overrides,
-        f"hydra.sweep.dir={sweep_dir}",
-    ]
+def sweep_args(sweep_dir: Path, *overrides: str) -> list[str]:
+    """Arguments of a `-m` sweep; TINY first: a later override of the same key wins."""
+    return ["-m", *TINY, *overrides, f"hydra.sweep.dir={sweep_dir}"]
 
 
-def run(cmd: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+def run_sweep(sweep_dir: Path, cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return run_cli(sweep_args(sweep_dir, *overrides), cwd=cwd, timeout=300)
 
 
 def test_a_sweep_of_three_jobs_runs_through_slurm(slurm, tmp_path):
     sweep = tmp_path / "sweep"
-    result = run(
-        sweep_command(
-            sweep,
-            "hydra/launcher=slurm",
-            "seed=0,1,2",
-            "hydra.launcher.partition=debug",
-            "hydra.launcher.timeout_min=7",
-            "hydra.launcher.array_parallelism=2",
-        ),
-        cwd=tmp_path,
+    result = run_sweep(
+        sweep,
+        tmp_path,
+        "hydra/launcher=slurm",
+        "seed=0,1,2",
+        "hydra.launcher.partition=debug",
+        "hydra.launcher.timeout_min=7",
+        "hydra.launcher.array_parallelism=2",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = sorted(p.name for p in sweep.iterdir() if p.name.startswith("navigation_"))
@@ -83,7 +72,12 @@ def test_a_preempted_job_checkpoints_requeues_and_ends_where_an_uninterrupted_ru
     overrides = ["train.iterations=300", "train.checkpoint_every=1000", "eval.num_steps=0"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        sweep_command(sweep, "hydra/launcher=slurm", "seed=0", *overrides),
+        [
+            sys.executable,
+            "-m",
+            "maml_hydra.train",
+            *sweep_args(sweep, "hydra/launcher=slurm", "seed=0", *overrides),
+        ],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -128,7 +122,7 @@ def test_a_preempted_job_checkpoints_requeues_and_ends_where_an_uninterrupted_ru
 @pytest.mark.parametrize("launcher", ["submitit_local", "local"])
 def test_a_two_job_sweep_runs_with_the_local_submitit_launcher(tmp_path, launcher):
     sweep = tmp_path / "sweep"
-    result = run(sweep_command(sweep, f"hydra/launcher={launcher}", "seed=0,1"), cwd=tmp_path)
+    result = run_sweep(sweep, tmp_path, f"hydra/launcher={launcher}", "seed=0,1")
     assert result.returncode == 0, result.stderr[-3000:]
     for seed in (0, 1):
         assert load_checkpoint(
@@ -152,7 +146,7 @@ def test_bad_launcher_settings_fail_before_anything_is_submitted(
     slurm, tmp_path, override, message
 ):
     sweep = tmp_path / "sweep"
-    result = run(sweep_command(sweep, "hydra/launcher=slurm", "seed=0,1", override), cwd=tmp_path)
+    result = run_sweep(sweep, tmp_path, "hydra/launcher=slurm", "seed=0,1", override)
     assert result.returncode != 0
     assert message in result.stderr
     assert not sweep.exists() and not (slurm / "jobs").exists()

@@ -4,16 +4,14 @@ directory on Hydra's search path, meta-trains end to end."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from maml_hydra.checkpoint import load_checkpoint
 from maml_hydra.config import config_from_yaml
-from tests.conftest import TINY
+from tests.conftest import TINY, run_cli
 
 FAMILY = '''
 import torch
@@ -61,19 +59,11 @@ def user_project(tmp_path) -> tuple[Path, dict]:
     (tmp_path / "src" / "line_family.py").write_text(FAMILY)
     (tmp_path / "my_conf" / "env").mkdir(parents=True)
     (tmp_path / "my_conf" / "env" / "line.yaml").write_text(YAML)
-    env = {**os.environ, "PYTHONPATH": str(tmp_path / "src"), "PYTHONUNBUFFERED": "1"}
-    return tmp_path, env
+    return tmp_path, {"PYTHONPATH": str(tmp_path / "src")}
 
 
 def cli(module: str, args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli(args, cwd, module=module, extra_env=env, timeout=300)
 
 
 def test_a_family_outside_the_package_meta_trains_and_evaluates(user_project):
