@@ -51,29 +51,58 @@ class NavigationConfig(EnvConfig):
 
 
 @dataclass
-class AntVelocityConfig(EnvConfig):
-    """MuJoCo Ant target velocity (MAML paper sec. 5.3), on gymnasium's Ant-v5 model."""
+class LocomotionConfig(EnvConfig):
+    """Common keys of the batched MuJoCo locomotion families (maml_hydra.tasks.locomotion):
+    reward = forward(v_x, task) - ctrl_cost |a|^2 + survive_bonus, never terminated early."""
 
-    _target_: str = "maml_hydra.tasks.ant.AntVelocity"
-    name: str = "ant"
     horizon: int = 200
     normalize_obs: bool = True
-    goal_low: float = 0.0  # goal velocities uniform in [goal_low, goal_high]
-    goal_high: float = 3.0
-    ctrl_cost: float = 0.5e-2  # reward = -|v_x - v_goal| - ctrl_cost |a|^2 + survive_bonus
+    ctrl_cost: float = 0.5e-2
     survive_bonus: float = 0.05
-    frame_skip: int = 5  # physics steps per env step (dt = 0.05 s)
+    frame_skip: int = 5  # physics steps per env step (dt = 0.05 s on both models)
     reset_noise: float = 0.1  # gymnasium's reset_noise_scale
     threads: int = 2  # mujoco.rollout worker threads
 
 
 @dataclass
-class AntDirectionConfig(AntVelocityConfig):
-    """MuJoCo Ant forward/backward: direction d in {-1, +1}, reward d v_x - ctrl + survive.
-    goal_low/goal_high are unused."""
+class AntVelocityConfig(LocomotionConfig):
+    """MuJoCo Ant target velocity (MAML paper sec. 5.3), on gymnasium's Ant-v5 model."""
 
-    _target_: str = "maml_hydra.tasks.ant.AntDirection"
+    _target_: str = "maml_hydra.tasks.locomotion.AntVelocity"
+    name: str = "ant"
+    goal_low: float = 0.0  # goal velocities uniform in [goal_low, goal_high]
+    goal_high: float = 3.0
+
+
+@dataclass
+class AntDirectionConfig(LocomotionConfig):
+    """MuJoCo Ant forward/backward: direction d in {-1, +1}, forward reward d v_x."""
+
+    _target_: str = "maml_hydra.tasks.locomotion.AntDirection"
     name: str = "ant_dir"
+
+
+@dataclass
+class HalfCheetahVelocityConfig(LocomotionConfig):
+    """MuJoCo HalfCheetah target velocity (MAML paper sec. 5.3), gymnasium's HalfCheetah-v5
+    model; control cost 0.5e-1 |a|^2 and no survive bonus, as in the original code."""
+
+    _target_: str = "maml_hydra.tasks.locomotion.HalfCheetahVelocity"
+    name: str = "halfcheetah_vel"
+    ctrl_cost: float = 0.5e-1
+    survive_bonus: float = 0.0
+    goal_low: float = 0.0
+    goal_high: float = 2.0
+
+
+@dataclass
+class HalfCheetahDirectionConfig(LocomotionConfig):
+    """MuJoCo HalfCheetah forward/backward (MAML paper Table 5): forward reward d v_x."""
+
+    _target_: str = "maml_hydra.tasks.locomotion.HalfCheetahDirection"
+    name: str = "halfcheetah_dir"
+    ctrl_cost: float = 0.5e-1
+    survive_bonus: float = 0.0
 
 
 # --------------------------------------------------------------------------------- algorithm
@@ -214,6 +243,8 @@ def register_configs() -> None:
     cs.store(group="env", name="base_navigation", node=NavigationConfig)
     cs.store(group="env", name="base_ant", node=AntVelocityConfig)
     cs.store(group="env", name="base_ant_dir", node=AntDirectionConfig)
+    cs.store(group="env", name="base_halfcheetah_vel", node=HalfCheetahVelocityConfig)
+    cs.store(group="env", name="base_halfcheetah_dir", node=HalfCheetahDirectionConfig)
     cs.store(group="algorithm", name="base_trpo", node=TRPOConfig)
     cs.store(group="algorithm", name="base_ppo", node=PPOConfig)
     cs.store(group="inner", name="base_inner", node=InnerConfig)
@@ -327,14 +358,15 @@ def validate(cfg: Config) -> None:
             a.target_kl,
             "must be > 0 or null",
         )
-    if isinstance(cfg.env, AntVelocityConfig):
-        n = cfg.env
+    if isinstance(cfg.env, AntVelocityConfig | HalfCheetahVelocityConfig):
         r(
-            n.goal_low <= n.goal_high,
+            cfg.env.goal_low <= cfg.env.goal_high,
             "env.goal_high",
-            n.goal_high,
-            f"must be >= env.goal_low={n.goal_low}",
+            cfg.env.goal_high,
+            f"must be >= env.goal_low={cfg.env.goal_low}",
         )
+    if isinstance(cfg.env, LocomotionConfig):
+        n = cfg.env
         r(n.frame_skip >= 1, "env.frame_skip", n.frame_skip, "must be >= 1")
         r(n.threads >= 1, "env.threads", n.threads, "must be >= 1")
         r(n.ctrl_cost >= 0, "env.ctrl_cost", n.ctrl_cost, "must be >= 0")

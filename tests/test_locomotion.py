@@ -1,64 +1,107 @@
-"""The batched MuJoCo Ant family against gymnasium's Ant-v5, and a tiny real training run."""
+"""The batched MuJoCo locomotion families against gymnasium's v5 environments, and tiny real
+training runs."""
 
 from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 
 from maml_hydra.checkpoint import load_checkpoint
-from maml_hydra.config import AntDirectionConfig, AntVelocityConfig
+from maml_hydra.config import (
+    AntDirectionConfig,
+    AntVelocityConfig,
+    HalfCheetahDirectionConfig,
+    HalfCheetahVelocityConfig,
+)
 from maml_hydra.experiment import Experiment
-from maml_hydra.tasks.ant import AntDirection, AntVelocity
 from maml_hydra.tasks.base import RunningNormalizer
+from maml_hydra.tasks.locomotion import (
+    AntDirection,
+    AntVelocity,
+    HalfCheetahDirection,
+    HalfCheetahVelocity,
+)
 from tests.conftest import make_config
 
+# family, its config, the gymnasium reference and its settings, the reward's ctrl/survive terms
+REFERENCES = {
+    "ant": (
+        AntVelocity,
+        AntVelocityConfig(),
+        ("Ant-v5", {"include_cfrc_ext_in_observation": False}),
+        (0.5e-2, 0.05),
+    ),
+    "halfcheetah_vel": (
+        HalfCheetahVelocity,
+        HalfCheetahVelocityConfig(),
+        ("HalfCheetah-v5", {}),
+        (0.5e-1, 0.0),
+    ),
+}
 
-def test_batched_ant_matches_gymnasium_ant_v5():
-    tasks, episodes = 2, 2
-    env = AntVelocity(AntVelocityConfig(), tasks, episodes)
+
+@pytest.mark.parametrize("name", REFERENCES)
+def test_batched_family_matches_gymnasium_v5(name):
+    family, cfg, (gym_id, gym_kwargs), (ctrl_cost, survive) = REFERENCES[name]
+    tasks, episodes, n = 2, 2, 4
+    env = family(cfg, tasks, episodes)
+    obs_dim, act_dim = family.state_obs_dim, family.action_dim
     env.set_tasks(torch.tensor([[0.5], [2.0]]))
     gen = torch.Generator().manual_seed(0)
     obs = env.reset_batch(gen)
     qpos0, qvel0 = env._qpos().copy(), env._qvel().copy()
-    actions = torch.rand(30, tasks, episodes, 8, generator=gen) * 2.4 - 1.2  # some beyond [-1, 1]
+    # some actions beyond the control range [-1, 1]
+    actions = torch.rand(30, tasks, episodes, act_dim, generator=gen) * 2.4 - 1.2
 
     refs = []
-    for i in range(tasks * episodes):
-        ref = gym.make("Ant-v5", include_cfrc_ext_in_observation=False)
+    for i in range(n):
+        ref = gym.make(gym_id, **gym_kwargs)
         ref.reset(seed=i)
         ref.unwrapped.set_state(qpos0[i], qvel0[i])
         refs.append(ref)
     expected0 = np.stack([r.unwrapped._get_obs() for r in refs])
-    assert np.allclose(obs.reshape(4, 27).double().numpy(), expected0, atol=1e-6)
+    assert obs.shape == (tasks, episodes, obs_dim)
+    assert np.allclose(obs.reshape(n, obs_dim).double().numpy(), expected0, atol=1e-6)
 
     goals = env.tasks[:, 0].repeat_interleave(episodes).numpy()
     for a in actions:
         x_before = env._qpos()[:, 0].copy()
         obs, reward, done = env.step_batch(a)
-        flat = a.reshape(4, 8).double().clamp(-1, 1).numpy()
+        flat = a.reshape(n, act_dim).double().clamp(-1, 1).numpy()
         for i, ref in enumerate(refs):
             ref_obs, _, _, _, info = ref.step(flat[i])
             # same states (float32 observations, float64 physics)
-            assert np.allclose(obs.reshape(4, 27)[i].double().numpy(), ref_obs, atol=1e-5)
+            assert np.allclose(obs.reshape(n, obs_dim)[i].double().numpy(), ref_obs, atol=1e-5)
             assert np.allclose(env._qpos()[i], ref.unwrapped.data.qpos, atol=1e-6)
             assert np.allclose(env._qvel()[i], ref.unwrapped.data.qvel, atol=1e-6)
             # the stated reward, on the state's x displacement
             velocity = (env._qpos()[i, 0] - x_before[i]) / 0.05
-            want = -abs(velocity - goals[i]) - 0.5e-2 * (flat[i] ** 2).sum() + 0.05
-            assert abs(reward.reshape(4)[i].item() - want) < 1e-5  # float32 reward
-            # gymnasium's x_velocity reads xpos at the last RK4 stage, not the final state: a
-            # coarse guard only (a wrong dt or axis would be off by far more)
-            assert abs(info["x_velocity"] - velocity) < 0.05
+            want = -abs(velocity - goals[i]) - ctrl_cost * (flat[i] ** 2).sum() + survive
+            assert abs(reward.reshape(n)[i].item() - want) < 1e-5  # float32 reward
+            if name == "ant":
+                # gymnasium's Ant x_velocity reads xpos at the last RK4 stage, not the final
+                # state: a coarse guard only (a wrong dt or axis would be off by far more)
+                assert abs(info["x_velocity"] - velocity) < 0.05
+            else:  # HalfCheetah-v5 measures qpos[0], as we do
+                assert abs(info["x_velocity"] - velocity) < 1e-6
         assert not done.any()
 
 
-def test_oracle_observation_carries_the_goal_velocity():
-    env = AntVelocity(AntVelocityConfig(oracle=True), 2, 3)
-    env.set_tasks(torch.tensor([[0.25], [2.5]]))
-    obs = env.reset_batch(torch.Generator().manual_seed(0))
-    assert obs.shape == (2, 3, 28)
-    assert torch.equal(obs[..., 27], torch.tensor([[0.25] * 3, [2.5] * 3]))
+@pytest.mark.parametrize(
+    ("family", "cfg", "low", "high"),
+    [
+        (AntVelocity, AntVelocityConfig(), 0.0, 3.0),
+        (HalfCheetahVelocity, HalfCheetahVelocityConfig(), 0.0, 2.0),
+    ],
+)
+def test_goal_velocities_cover_the_papers_range(family, cfg, low, high):
+    env = family(cfg, 1, 1)
+    goals = env.sample_tasks(4000, torch.Generator().manual_seed(0))
+    assert goals.min() >= low and goals.max() <= high
+    assert goals.min() < low + 0.01 and goals.max() > high - 0.01
+    assert abs(goals.mean().item() - (low + high) / 2) < 0.05
 
 
 def test_ant_meta_trains_on_real_mujoco_with_tasks_resampled(tmp_path):
@@ -145,16 +188,50 @@ def test_ant_resume_is_exact_with_observation_statistics(tmp_path):
     assert torch.equal(full.normalizer.mean, resumed.normalizer.mean)
 
 
-def test_ant_direction_rewards_d_times_forward_velocity():
-    env = AntDirection(AntDirectionConfig(), 2, 2)
+@pytest.mark.parametrize(
+    ("family", "cfg", "ctrl_cost", "survive"),
+    [
+        (AntDirection, AntDirectionConfig(), 0.5e-2, 0.05),
+        (HalfCheetahDirection, HalfCheetahDirectionConfig(), 0.5e-1, 0.0),
+    ],
+)
+def test_direction_families_reward_d_times_forward_velocity(family, cfg, ctrl_cost, survive):
+    env = family(cfg, 2, 2)
     tasks = env.sample_tasks(1000, torch.Generator().manual_seed(0))
     assert set(tasks.unique().tolist()) == {-1.0, 1.0} and abs(tasks.mean()) < 0.1
     env.set_tasks(torch.tensor([[1.0], [-1.0]]))
     env.reset_batch(torch.Generator().manual_seed(1))
-    a = torch.rand(2, 2, 8, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    a = torch.rand(2, 2, family.action_dim, generator=torch.Generator().manual_seed(2)) * 2 - 1
     x_before = env._qpos()[:, 0].copy()
     _, reward, _ = env.step_batch(a)
     velocity = (env._qpos()[:, 0] - x_before) / 0.05
     d = np.array([1.0, 1.0, -1.0, -1.0])
-    ctrl = 0.5e-2 * (a.reshape(4, 8).double().numpy() ** 2).sum(1)
-    assert np.allclose(reward.reshape(4).double().numpy(), d * velocity - ctrl + 0.05, atol=1e-5)
+    ctrl = ctrl_cost * (a.reshape(4, -1).double().numpy() ** 2).sum(1)
+    want = d * velocity - ctrl + survive
+    assert np.allclose(reward.reshape(4).double().numpy(), want, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("family", "cfg"),
+    [
+        (AntVelocity, AntVelocityConfig(oracle=True)),
+        (AntDirection, AntDirectionConfig(oracle=True)),
+        (HalfCheetahVelocity, HalfCheetahVelocityConfig(oracle=True)),
+        (HalfCheetahDirection, HalfCheetahDirectionConfig(oracle=True)),
+    ],
+)
+def test_oracle_observation_carries_the_task_parameter(family, cfg):
+    env = family(cfg, 2, 3)
+    env.set_tasks(torch.tensor([[-1.0], [1.0]]))
+    obs = env.reset_batch(torch.Generator().manual_seed(0))
+    assert obs.shape == (2, 3, family.state_obs_dim + 1)
+    assert torch.equal(obs[..., -1], torch.tensor([[-1.0] * 3, [1.0] * 3]))
+
+
+@pytest.mark.parametrize("env", ["ant_dir", "halfcheetah_vel", "halfcheetah_dir"])
+def test_every_locomotion_family_meta_trains_from_its_yaml(tmp_path, env):
+    cfg = make_config([*TINY_ANT[1:], f"env={env}", "train.iterations=1", "env.oracle=true"])
+    exp = Experiment(cfg, tmp_path)
+    summary = exp.train()
+    assert np.isfinite(summary["return_mean"]).all()
+    assert exp.env.observation_dim == type(exp.env).state_obs_dim + 1
