@@ -125,6 +125,11 @@ class TRPOConfig(AlgorithmConfig):
     cg_damping: float = 1e-5  # added to the Fisher diagonal (rllab's reg_coeff)
     ls_steps: int = 15  # backtracking line-search candidates
     ls_backtrack: float = 0.8  # step shrink factor per candidate
+    # Fraction of the meta-batch's tasks whose KL defines the Fisher-vector products of CG;
+    # 1.0 = all (exact, the paper). Below 1, a fresh random subset every iteration, each task's
+    # adaptation still exact (rllab's subsample_factor, by task); the line search keeps checking
+    # the KL on every task.
+    fvp_task_fraction: float = 1.0
 
 
 @dataclass
@@ -333,6 +338,12 @@ def validate(cfg: Config) -> None:
         r(a.max_kl > 0, "algorithm.max_kl", a.max_kl, "must be > 0")
         r(a.cg_iters >= 1, "algorithm.cg_iters", a.cg_iters, "must be >= 1")
         r(a.cg_damping >= 0, "algorithm.cg_damping", a.cg_damping, "must be >= 0")
+        r(
+            0 < a.fvp_task_fraction <= 1,
+            "algorithm.fvp_task_fraction",
+            a.fvp_task_fraction,
+            "must be in (0, 1]",
+        )
         r(a.ls_steps >= 1, "algorithm.ls_steps", a.ls_steps, "must be >= 1")
         r(0 < a.ls_backtrack < 1, "algorithm.ls_backtrack", a.ls_backtrack, "must be in (0, 1)")
     if isinstance(a, PPOConfig):

@@ -61,14 +61,17 @@ def mean_kl(mean: Tensor, log_std: Tensor, query: Trajectories) -> Tensor:
     return (kl * task_weights(query.mask)).sum()
 
 
+def adapted_outputs(learner: MAML, theta: Tensor, batch: MetaBatch):
+    """The adapted policies' (mean, log_std) on the query data and the reusable map ``vjp_fn``
+    from a cotangent on them to theta, through the (vmapped, second-order unless first_order)
+    adaptation."""
+    return vjp(lambda th: learner.query_dist(th, batch), theta)
+
+
 def meta_gradient(learner: MAML, theta: Tensor, batch: MetaBatch):
     """Surrogate loss and its gradient with respect to the meta-parameters, through the
-    (vmapped, second-order unless first_order) adaptation.
-
-    Returns (loss, gradient, outputs, vjp_fn): ``outputs`` are the adapted policies' (mean,
-    log_std) on the query data and ``vjp_fn`` maps a cotangent on them to theta, reusable.
-    """
-    outputs, vjp_fn = vjp(lambda th: learner.query_dist(th, batch), theta)
+    adaptation. Returns (loss, gradient, outputs, vjp_fn) as ``adapted_outputs``."""
+    outputs, vjp_fn = adapted_outputs(learner, theta, batch)
     leaves = tuple(o.detach().requires_grad_() for o in outputs)
     loss = surrogate_loss(*leaves, batch.query)
     (gradient,) = vjp_fn(torch.autograd.grad(loss, leaves))
@@ -152,11 +155,24 @@ def line_search(
 
 # ----------------------------------------------------------------------------- optimizers
 class TRPO:
-    """MAML-TRPO: the natural-gradient step of TRPO on the post-adaptation surrogate."""
+    """MAML-TRPO: the natural-gradient step of TRPO on the post-adaptation surrogate.
+
+    With ``fvp_task_fraction`` < 1 the Fisher-vector products use the mean KL of a random subset
+    of the tasks (drawn from this optimizer's own checkpointed stream), the gradient and the
+    line search all of them.
+    """
 
     def __init__(self, cfg: TRPOConfig, learner: MAML, seed: int = 0) -> None:
         self.cfg = cfg
         self.learner = learner
+        self.rng = generator("trpo-fvp-tasks", seed)
+
+    def fisher_tasks(self, num_tasks: int) -> Tensor | None:
+        """Indices of the tasks whose KL defines the Fisher products; None = all."""
+        if self.cfg.fvp_task_fraction >= 1:
+            return None
+        count = max(1, round(self.cfg.fvp_task_fraction * num_tasks))
+        return torch.randperm(num_tasks, generator=self.rng)[:count].sort().values
 
     def step(self, theta: Tensor, batch: MetaBatch) -> tuple[Tensor, dict[str, float]]:
         cfg, query = self.cfg, batch.query
@@ -173,10 +189,19 @@ class TRPO:
         timings["meta_gradient"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        hvp = fisher_vector_product(vjp_fn, outputs, query.mask, cfg.cg_damping)
+        tasks = self.fisher_tasks(query.obs.shape[0])
+        if tasks is not None:
+            del outputs, vjp_fn  # the full graph is not needed any more
+            fisher_batch = batch.select(tasks.to(theta.device))
+            outputs, vjp_fn = adapted_outputs(self.learner, theta, fisher_batch)
+            fisher_mask = fisher_batch.query.mask
+        else:
+            fisher_mask = query.mask
+        hvp = fisher_vector_product(vjp_fn, outputs, fisher_mask, cfg.cg_damping)
         direction, residual = conjugate_gradient(hvp, gradient, cfg.cg_iters)
         curvature = direction @ (gradient - residual)  # = direction^T (H + damping) direction
         full_step = math.sqrt(2 * cfg.max_kl) * direction / curvature.clamp(min=1e-12).sqrt()
+        del outputs, vjp_fn
         timings["cg"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
@@ -196,10 +221,11 @@ class TRPO:
         return theta_new.detach(), metrics
 
     def state_dict(self) -> dict:
-        return {}
+        return {"rng": self.rng.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        pass
+        if "rng" in state:  # checkpoints written before fvp_task_fraction have no stream
+            self.rng.set_state(state["rng"])
 
 
 class PPO:

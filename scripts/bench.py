@@ -6,6 +6,12 @@
 Prints the median of each phase over the timed iterations and the ratio to the targets
 (<= 2.0 s at 2x64 tanh with CG 10, <= 4.0 s at 2x100 ReLU) measured in this one run. For PPO
 the meta-gradient column holds the whole update (all epochs), cg and line_search are 0.
+
+    .venv/bin/python scripts/bench.py --env ant [--fractions 1.0 0.1]
+
+MuJoCo Ant at the paper's batch (40 tasks x 20 episodes x 200 steps): sampling throughput vs raw
+``mujoco.rollout`` (target ratio >= 0.8), then one meta-iteration per
+``algorithm.fvp_task_fraction`` with the learner's share of it (target <= 20%).
 """
 
 from __future__ import annotations
@@ -50,9 +56,13 @@ def measure(overrides: list[str], iterations: int, warmup: int, device: str) -> 
     return out
 
 
-def bench_ant(device: str) -> None:
+LEARNER = ["adaptation", "meta_gradient", "cg", "line_search"]
+
+
+def bench_ant(device: str, fractions: list[float]) -> None:
     """Sampling throughput of the project (policy included) vs raw ``mujoco.rollout`` with 2
-    threads and zero actions on the same model, 40 tasks x 20 episodes x 200 steps."""
+    threads and zero actions on the same model, 40 tasks x 20 episodes x 200 steps; then one
+    whole meta-iteration per ``algorithm.fvp_task_fraction`` and the learner's share of it."""
     import mujoco
     import numpy as np
     from mujoco import rollout
@@ -62,9 +72,10 @@ def bench_ant(device: str) -> None:
         "train.meta_batch_size=40",
         "train.episodes_per_task=20",
         f"device={device}",
+        "progress=false",
     ]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = to_config(compose("config", overrides=[*overrides, "progress=false"]))
+        cfg = to_config(compose("config", overrides=overrides))
     exp = Experiment(cfg, run_dir=ROOT / "outputs" / "bench")
     env, learner = exp.env, exp.learner
     env.set_tasks(env.sample_tasks(40, exp.task_rng))
@@ -86,7 +97,24 @@ def bench_ant(device: str) -> None:
     )
     print(f"  project sampling (policy, 2 threads): {project:,.0f} env steps/s")
     print(f"  mujoco.rollout, 2 threads, zero actions: {raw:,.0f} env steps/s")
-    print(f"  ratio: {project / raw:.2f} (target >= 0.8)")
+    print(f"  ratio: {project / raw:.2f} (target >= 0.8)\n")
+
+    print("One MAML-TRPO meta-iteration (2x100 ReLU, CG 10), seconds:\n")
+    header = "| fvp_task_fraction | sampling | " + " | ".join(LEARNER) + " | iteration |"
+    print(header + " learner share (target <= 20%) |")
+    print("|" + "---|" * (header.count("|")))
+    for fraction in fractions:
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            cfg = to_config(
+                compose("config", overrides=[*overrides, f"algorithm.fvp_task_fraction={fraction}"])
+            )
+        t = Experiment(cfg, run_dir=ROOT / "outputs" / "bench").meta_iteration()
+        learner_s = sum(t.get(f"time/{p}", 0.0) for p in LEARNER)
+        cells = " | ".join(f"{t.get(f'time/{p}', 0.0):.2f}" for p in LEARNER)
+        print(
+            f"| {fraction} | {t['time/sampling']:.2f} | {cells} | {t['time/iteration']:.2f} "
+            f"| {learner_s / t['time/iteration']:.0%} |"
+        )
 
 
 def main() -> None:
@@ -95,9 +123,16 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--env", default="navigation", choices=["navigation", "ant"])
+    parser.add_argument(
+        "--fractions",
+        type=float,
+        nargs="+",
+        default=[1.0, 0.1],
+        help="--env ant: algorithm.fvp_task_fraction values to time a meta-iteration at",
+    )
     args = parser.parse_args()
     if args.env == "ant":
-        return bench_ant(args.device)
+        return bench_ant(args.device, args.fractions)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     print(f"median over {args.iterations} meta-iterations after {args.warmup} warm-up\n")
     header = "| policy | " + " | ".join(PHASES) + " | env steps/s | target s | time / target |"

@@ -154,3 +154,40 @@ def test_trpo_failed_line_search_leaves_parameters_unchanged():
     new_theta, metrics = opt.step(theta, bad)
     assert metrics["line_search_failed"] == 1
     assert torch.equal(new_theta, theta)
+
+
+def test_fisher_task_subset_is_a_fresh_checkpointed_draw_each_iteration():
+    learner, _, _ = build(num_steps=1, tasks=4, episodes=2, horizon=3)
+    assert TRPO(TRPOConfig(), learner).fisher_tasks(40) is None  # exact by default
+    opt = TRPO(TRPOConfig(fvp_task_fraction=0.2), learner, seed=3)
+    state = opt.state_dict()
+    draws = [opt.fisher_tasks(40) for _ in range(5)]
+    assert all(len(d) == 8 and len(d.unique()) == 8 and d.max() < 40 for d in draws)
+    assert len({tuple(d.tolist()) for d in draws}) == 5
+    again = TRPO(TRPOConfig(fvp_task_fraction=0.2), learner, seed=0)
+    again.load_state_dict(state)  # a resumed run draws the same subsets
+    assert all(torch.equal(again.fisher_tasks(40), d) for d in draws)
+    assert len(TRPO(TRPOConfig(fvp_task_fraction=0.01), learner).fisher_tasks(40)) == 1
+
+
+def test_trpo_step_through_a_task_subset_equals_the_exact_step_when_it_holds_every_task():
+    learner, theta, batch = build(num_steps=1, tasks=4, episodes=8, horizon=10)
+    exact, _ = TRPO(TRPOConfig(), learner).step(theta, batch)
+    # 0.9 of 4 tasks rounds to all 4: the subset path (select, new graph) must change nothing
+    subset = TRPO(TRPOConfig(fvp_task_fraction=0.9), learner)
+    assert torch.equal(subset.fisher_tasks(4), torch.arange(4))
+    through_subset, _ = TRPO(TRPOConfig(fvp_task_fraction=0.9), learner).step(theta, batch)
+    assert torch.allclose(through_subset, exact, atol=1e-6)
+
+
+def test_trpo_step_with_half_the_tasks_in_the_fisher_keeps_the_full_kl_in_the_region():
+    learner, theta, batch = build(num_steps=1, tasks=4, episodes=8, horizon=10)
+    new_theta, metrics = TRPO(TRPOConfig(max_kl=0.01, fvp_task_fraction=0.5), learner).step(
+        theta, batch
+    )
+    with torch.no_grad():
+        mean, log_std = learner.query_dist(new_theta, batch)
+        kl = mean_kl(mean, log_std, batch.query)
+    assert metrics["line_search_failed"] == 0 and kl <= 0.01 + 1e-7
+    assert abs(kl.item() - metrics["kl"]) < 1e-6  # the reported KL is the full batch's
+    assert metrics["surrogate_after"] < metrics["surrogate_before"]
