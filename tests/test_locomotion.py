@@ -228,9 +228,18 @@ def test_oracle_observation_carries_the_task_parameter(family, cfg):
     assert torch.equal(obs[..., -1], torch.tensor([[-1.0] * 3, [1.0] * 3]))
 
 
-@pytest.mark.parametrize("env", ["ant_dir", "halfcheetah_vel", "halfcheetah_dir"])
-def test_every_locomotion_family_meta_trains_from_its_yaml(tmp_path, env):
-    cfg = make_config([*TINY_ANT[1:], f"env={env}", "train.iterations=1", "env.oracle=true"])
+@pytest.mark.parametrize(
+    ("env", "algorithm"),
+    [
+        ("ant", "ppo"),
+        ("ant_dir", "trpo"),
+        ("halfcheetah_vel", "trpo"),
+        ("halfcheetah_dir", "ppo"),
+    ],
+)
+def test_every_locomotion_family_meta_trains_from_its_yaml(tmp_path, env, algorithm):
+    overrides = [*TINY_ANT[1:], f"env={env}", f"algorithm={algorithm}", "env.oracle=true"]
+    cfg = make_config([*overrides, "train.iterations=1"])
     exp = Experiment(cfg, tmp_path)
     summary = exp.train()
     assert np.isfinite(summary["return_mean"]).all()
