@@ -43,7 +43,8 @@ REFERENCES = {
 
 
 @pytest.mark.parametrize("name", REFERENCES)
-def test_batched_family_matches_gymnasium_v5(name):
+def test_batched_family_matches_gymnasium_v5(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # gymnasium's own model load writes MUJOCO_LOG.TXT here
     family, cfg, (gym_id, gym_kwargs), (ctrl_cost, survive) = REFERENCES[name]
     tasks, episodes, n = 2, 2, 4
     env = family(cfg, tasks, episodes)

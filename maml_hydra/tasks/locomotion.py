@@ -15,6 +15,7 @@ clipped to the model's control range. Episodes are never terminated early.
 from __future__ import annotations
 
 import os
+import warnings
 
 import gymnasium
 import mujoco
@@ -28,6 +29,22 @@ from maml_hydra.tasks.base import TaskFamily
 
 ASSETS = os.path.join(os.path.dirname(gymnasium.__file__), "envs", "mujoco", "assets")
 _FULL = mujoco.mjtState.mjSTATE_FULLPHYSICS
+
+
+def load_model(xml_file: str) -> mujoco.MjModel:
+    """A gymnasium asset, compiled. MuJoCo's compiler warnings (half_cheetah.xml uses the
+    deprecated ``settotalmass``) become Python warnings instead of a MUJOCO_LOG.TXT written
+    into the working directory."""
+    messages: list[str] = []
+    previous = mujoco.get_mju_user_warning()
+    mujoco.set_mju_user_warning(messages.append)
+    try:
+        model = mujoco.MjModel.from_xml_path(os.path.join(ASSETS, xml_file))
+    finally:
+        mujoco.set_mju_user_warning(previous)
+    for message in messages:
+        warnings.warn(f"MuJoCo, {xml_file}: {message}", stacklevel=2)
+    return model
 
 
 class MujocoLocomotion(TaskFamily):
@@ -45,7 +62,7 @@ class MujocoLocomotion(TaskFamily):
 
     def __init__(self, cfg: LocomotionConfig, num_tasks: int, episodes_per_task: int, device="cpu"):
         super().__init__(cfg, num_tasks, episodes_per_task, device)
-        self.model = mujoco.MjModel.from_xml_path(os.path.join(ASSETS, self.xml_file))
+        self.model = load_model(self.xml_file)
         nq, nv = self.model.nq, self.model.nv
         if (nq - self.skipped_qpos + nv, self.model.nu) != (self.state_obs_dim, self.action_dim):
             raise RuntimeError(f"{self.xml_file}: the model's sizes differ from the class's")
