@@ -245,3 +245,10 @@ def test_every_locomotion_family_meta_trains_from_its_yaml(tmp_path, env, algori
     summary = exp.train()
     assert np.isfinite(summary["return_mean"]).all()
     assert exp.env.observation_dim == type(exp.env).state_obs_dim + 1
+
+
+def test_mujoco_compiler_warnings_are_python_warnings_not_a_log_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(UserWarning, match="half_cheetah.xml: compiler attribute 'settotalmass'"):
+        HalfCheetahDirection(HalfCheetahDirectionConfig(), 1, 1)
+    assert list(tmp_path.iterdir()) == []
