@@ -32,7 +32,8 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         raise
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no checkpoint found")
     try:
