@@ -92,7 +92,26 @@ BAD_VALUES = [
     ("device=tpu", "device='tpu'"),
     ("eval.lrs=[]", "eval.lrs=[]"),
     ("env.goal_high=-1", "env.goal_high=-1.0"),
+    ("algorithm.fvp_task_fraction=0", "algorithm.fvp_task_fraction=0.0"),
+    ("algorithm.fvp_task_fraction=1.5", "algorithm.fvp_task_fraction=1.5"),
 ]
+
+# keys of the MuJoCo families, checked for each family's schema
+BAD_LOCOMOTION = [
+    (["env=halfcheetah_vel", "env.goal_high=-1"], "env.goal_high=-1.0"),
+    (["env=ant", "env.goal_low=4"], "env.goal_high=3.0"),
+    (["env=halfcheetah_dir", "env.frame_skip=0"], "env.frame_skip=0"),
+    (["env=ant_dir", "env.threads=0"], "env.threads=0"),
+    (["env=halfcheetah_vel", "env.ctrl_cost=-1"], "env.ctrl_cost=-1.0"),
+    (["env=ant", "env.reset_noise=-0.1"], "env.reset_noise=-0.1"),
+]
+
+
+@pytest.mark.parametrize("overrides,message", BAD_LOCOMOTION)
+def test_bad_locomotion_values_raise_naming_the_key(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        make_config(overrides)
+    assert str(err.value).startswith(message) and "must" in str(err.value)
 
 
 @pytest.mark.parametrize("override,message", BAD_VALUES)
