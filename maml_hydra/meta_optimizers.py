@@ -201,7 +201,6 @@ class TRPO:
         direction, residual = conjugate_gradient(hvp, gradient, cfg.cg_iters)
         curvature = direction @ (gradient - residual)  # = direction^T (H + damping) direction
         full_step = math.sqrt(2 * cfg.max_kl) * direction / curvature.clamp(min=1e-12).sqrt()
-        del outputs, vjp_fn
         timings["cg"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
