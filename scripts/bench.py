@@ -7,7 +7,7 @@ Prints the median of each phase over the timed iterations and the ratio to the t
 (<= 2.0 s at 2x64 tanh with CG 10, <= 4.0 s at 2x100 ReLU) measured in this one run. For PPO
 the meta-gradient column holds the whole update (all epochs), cg and line_search are 0.
 
-    .venv/bin/python scripts/bench.py --env ant [--fractions 1.0 0.1]
+    .venv/bin/python scripts/bench.py --env ant [--fractions 1.0 0.2 0.1]
 
 MuJoCo Ant at the paper's batch (40 tasks x 20 episodes x 200 steps): sampling throughput vs raw
 ``mujoco.rollout`` (target ratio >= 0.8), then one meta-iteration per
@@ -42,12 +42,15 @@ SETTINGS = {
 PHASES = ["sampling", "adaptation", "meta_gradient", "cg", "line_search", "iteration"]
 
 
-def measure(overrides: list[str], iterations: int, warmup: int, device: str) -> dict[str, float]:
+def experiment(overrides: list[str]) -> Experiment:
+    """An Experiment on conf/ with the overrides; meta_iteration writes nothing to its dir."""
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = to_config(
-            compose("config", overrides=[*overrides, f"device={device}", "progress=false"])
-        )
-    exp = Experiment(cfg, run_dir=ROOT / "outputs" / "bench")  # meta_iteration writes nothing
+        cfg = to_config(compose("config", overrides=overrides))
+    return Experiment(cfg, run_dir=ROOT / "outputs" / "bench")
+
+
+def measure(overrides: list[str], iterations: int, warmup: int, device: str) -> dict[str, float]:
+    exp = experiment([*overrides, f"device={device}", "progress=false"])
     for _ in range(warmup):
         exp.meta_iteration()
     runs = [exp.meta_iteration() for _ in range(iterations)]
@@ -74,10 +77,8 @@ def bench_ant(device: str, fractions: list[float]) -> None:
         f"device={device}",
         "progress=false",
     ]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = to_config(compose("config", overrides=overrides))
-    exp = Experiment(cfg, run_dir=ROOT / "outputs" / "bench")
-    env, learner = exp.env, exp.learner
+    exp = experiment(overrides)
+    cfg, env, learner = exp.cfg, exp.env, exp.learner
     env.set_tasks(env.sample_tasks(40, exp.task_rng))
     params = learner.layout.unflatten(learner.parameters())
     steps = 40 * 20 * cfg.env.horizon
@@ -104,11 +105,7 @@ def bench_ant(device: str, fractions: list[float]) -> None:
     print(header + " learner share (target <= 20%) |")
     print("|" + "---|" * (header.count("|")))
     for fraction in fractions:
-        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            cfg = to_config(
-                compose("config", overrides=[*overrides, f"algorithm.fvp_task_fraction={fraction}"])
-            )
-        t = Experiment(cfg, run_dir=ROOT / "outputs" / "bench").meta_iteration()
+        t = experiment([*overrides, f"algorithm.fvp_task_fraction={fraction}"]).meta_iteration()
         learner_s = sum(t.get(f"time/{p}", 0.0) for p in LEARNER)
         cells = " | ".join(f"{t.get(f'time/{p}', 0.0):.2f}" for p in LEARNER)
         print(
@@ -127,7 +124,7 @@ def main() -> None:
         "--fractions",
         type=float,
         nargs="+",
-        default=[1.0, 0.1],
+        default=[1.0, 0.2, 0.1],
         help="--env ant: algorithm.fvp_task_fraction values to time a meta-iteration at",
     )
     args = parser.parse_args()
