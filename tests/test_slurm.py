@@ -33,6 +33,18 @@ def sweep_args(sweep_dir: Path, *overrides: str) -> list[str]:
     return ["-m", *TINY, *overrides, f"hydra.sweep.dir={sweep_dir}"]
 
 
+def final_states(slurm: Path, timeout: float = 60.0) -> dict[str, str]:
+    """Each task's state once none is pending or running. submitit returns as soon as a job's
+    result file exists, a moment before the (shim) scheduler records the job as COMPLETED."""
+    deadline = time.time() + timeout
+    while True:
+        states = {p.name: p.read_text() for p in (slurm / "tasks").iterdir() if p.suffix != ".tmp"}
+        active = {"PENDING", "RUNNING", "REQUEUED"}
+        if not active.intersection(states.values()) or time.time() > deadline:
+            return states
+        time.sleep(0.1)
+
+
 def run_sweep(sweep_dir: Path, cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
     return run_cli(sweep_args(sweep_dir, *overrides), cwd=cwd, timeout=300)
 
@@ -61,7 +73,7 @@ def test_a_sweep_of_three_jobs_runs_through_slurm(slurm, tmp_path):
     assert "#SBATCH --signal=USR2@120" in script
     logs = list((sweep / ".submitit").glob("*_*/*_log.out"))  # job logs stay in the sweep
     assert len(logs) == 3
-    assert {p.read_text() for p in (slurm / "tasks").iterdir()} == {"COMPLETED"}
+    assert set(final_states(slurm).values()) == {"COMPLETED"}
 
 
 def test_a_preempted_job_checkpoints_requeues_and_ends_where_an_uninterrupted_run_ends(
@@ -107,7 +119,7 @@ def test_a_preempted_job_checkpoints_requeues_and_ends_where_an_uninterrupted_ru
     log = (sweep / ".submitit" / "1001" / "1001_0_log.out").read_text()
     assert "Caught signal SIGUSR2" in log
     assert "preempted: wrote" in log and "Requeued job 1001" in log
-    assert (slurm / "tasks" / "1001").read_text() == "COMPLETED"
+    assert final_states(slurm) == {"1001": "COMPLETED"}
     assert f"continuing {run_dir}" in (run_dir / "train.log").read_text()
 
     reference = Experiment(make_config(["seed=0", *overrides]), tmp_path / "reference")
