@@ -17,7 +17,7 @@ from maml_hydra.checkpoint import CheckpointError, load_checkpoint, save_checkpo
 from maml_hydra.config import Config, validate
 from maml_hydra.evaluation import Evaluator, summarize
 from maml_hydra.learner import MAML
-from maml_hydra.logger import RunLogger, Stopwatch, flatten_config
+from maml_hydra.logger import RunLogger, Stopwatch, flatten_config, peak_memory
 from maml_hydra.policy import GaussianMLPPolicy
 from maml_hydra.seeding import generator
 from maml_hydra.tasks.base import RunningNormalizer
@@ -188,6 +188,7 @@ class Experiment:
             metrics[f"time/{phase}"] = seconds
         metrics["time/env_steps_per_second"] = steps / max(watch.seconds["sampling"], 1e-9)
         metrics["time/iteration"] = time.perf_counter() - start
+        metrics.update(peak_memory(self.device))
         return metrics
 
     def evaluate(self) -> dict:

@@ -1,13 +1,17 @@
-"""Run logging: TensorBoard scalars (``train/``, ``eval/``, ``time/``), config, progress bar."""
+"""Run logging: TensorBoard scalars (``train/``, ``eval/``, ``time/``, ``memory/``), config,
+progress bar."""
 
 from __future__ import annotations
 
+import resource
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
 from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
@@ -26,6 +30,17 @@ class Stopwatch:
             yield
         finally:
             self.seconds[phase] += time.perf_counter() - start
+
+
+def peak_memory(device) -> dict[str, float]:
+    """The process's peak resident memory so far (max RSS, GiB) and, on CUDA, the peak memory
+    torch has allocated on the device."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss *= 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    out = {"memory/peak_rss_gib": rss / 2**30}
+    if torch.device(device).type == "cuda":
+        out["memory/peak_cuda_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    return out
 
 
 def flatten_config(cfg) -> dict[str, object]:

@@ -17,6 +17,7 @@ from tensorboard.backend.event_processing.event_multiplexer import EventMultiple
 
 from maml_hydra.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from maml_hydra.experiment import Experiment
+from maml_hydra.logger import peak_memory
 from tests.conftest import TINY, make_config, run_cli
 
 
@@ -45,11 +46,15 @@ def test_train_writes_tensorboard_checkpoint_and_evaluation(tmp_path):
         "time/cg",
         "time/line_search",
         "time/env_steps_per_second",
+        "memory/peak_rss_gib",
         "eval/return_step_0",
         "eval/return_step_2",
     ):
         assert tag in tags, tag
     assert [s for s, _ in tags["train/return_after_adaptation"]] == [1, 2, 3]
+    peaks = [v for _, v in tags["memory/peak_rss_gib"]]  # a peak never falls; torch alone > 0.1
+    assert 0.1 < peaks[0] and peaks == sorted(peaks)
+    assert peaks[-1] <= peak_memory("cpu")["memory/peak_rss_gib"]
     # returns are sums over an episode (horizon 10): far below a per-step reward of > -1.5
     assert all(-10 * 1.5 < v < 0 for _, v in tags["train/return_before_adaptation"])
     acc = EventAccumulator(str(tmp_path / "tensorboard"))
