@@ -180,3 +180,35 @@ def test_cli_runs_ppo_with_meta_sgd_first_order(tmp_path):
     assert state["learner"]["inner_lrs"] and "optimizer" in state["meta_optimizer"]
     summary = json.loads((tmp_path / "run" / "eval_results.json").read_text())
     assert len(summary["return_mean"]) == 3
+
+
+def test_run_summary_prints_the_curves_of_a_run(tmp_path):
+    exp = Experiment(make_config(["train.iterations=4", "eval.num_steps=1"]), tmp_path / "run")
+    summary = exp.train()
+    tags = scalars(tmp_path / "run")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "run_summary.py"
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "run"), "--window", "3"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    before = [v for _, v in tags["train/return_before_adaptation"]]
+    after = [v for _, v in tags["train/return_after_adaptation"]]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| 1-3 |")]
+    assert rows == [
+        f"| 1-3 | {sum(before[:3]) / 3:.1f} | {sum(after[:3]) / 3:.1f} | "
+        f"{sum(a - b for a, b in zip(after[:3], before[:3], strict=True)) / 3:+.2f} | "
+        f"{sum(a > b for a, b in zip(after[:3], before[:3], strict=True))} of 3 |"
+    ]
+    assert "| 4-4 |" in result.stdout  # the last, shorter window
+    per_task = summary["return_per_task"]
+    gain = sum(a - b for a, b in zip(per_task[1], per_task[0], strict=True)) / len(per_task[0])
+    assert f"held-out paired gain of one step at the end: {gain:+.2f}" in result.stdout
+    assert "peak memory (max RSS)" in result.stdout
+
+    empty = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True
+    )
+    assert empty.returncode != 0
+    assert empty.stderr.strip() == f"error: {tmp_path / 'tensorboard'}: no TensorBoard event file"
