@@ -3,6 +3,10 @@ training runs."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -23,7 +27,7 @@ from maml_hydra.tasks.locomotion import (
     HalfCheetahDirection,
     HalfCheetahVelocity,
 )
-from tests.conftest import make_config
+from tests.conftest import ROOT, make_config
 
 # family, its config, the gymnasium reference and its settings, the reward's ctrl/survive terms
 REFERENCES = {
@@ -252,3 +256,30 @@ def test_mujoco_compiler_warnings_are_python_warnings_not_a_log_file(tmp_path, m
     with pytest.warns(UserWarning, match="half_cheetah.xml: compiler attribute 'settotalmass'"):
         HalfCheetahDirection(HalfCheetahDirectionConfig(), 1, 1)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_short_ant_run_script_trains_and_summarizes(tmp_path):
+    """scripts/ant_short.sh (docs/RESULTS.md), shrunk by later overrides to a few seconds."""
+    run_dir = tmp_path / "ant"
+    result = subprocess.run(
+        [
+            "bash",
+            str(ROOT / "scripts" / "ant_short.sh"),
+            "2",
+            "train.meta_batch_size=2",
+            "train.episodes_per_task=2",
+            "env.horizon=5",
+            "eval.num_tasks=2",
+            "eval.episodes_per_task=2",
+            "train.eval_every=1",
+        ],
+        env={**os.environ, "PYTHON": sys.executable, "RUN_DIR": str(run_dir)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["iteration"] == 2
+    assert f"{run_dir}: 2 iterations" in result.stdout
+    assert "| 1-2 |" in result.stdout and "held-out paired gain" in result.stdout
+    assert "eval/return_step_1: " in result.stdout  # evaluated after iteration 1 and at the end
