@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -177,3 +179,33 @@ def test_a_second_report_reuses_what_was_evaluated(sweep, tmp_path):
     kept = json.loads((root / "eval" / "results.json").read_text())
     name = "navigation_pretrained_trpo_seed0"
     assert kept["runs"][name]["returns"] == first["runs"][name]["returns"]
+
+
+def test_step_size_probe_reports_the_gain_of_one_step_per_size(tmp_path):
+    run = tmp_path / "run"
+    exp = Experiment(make_config(), run)
+    exp.train()
+    script = Path(__file__).resolve().parents[1] / "scripts" / "step_size_probe.py"
+    args = [str(run), "--lrs", "0.1", "0.7", "--gae-lambda", "0.9", "--tasks", "3"]
+    result = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| 0.")]
+    assert [r[0] for r in rows] == ["| 0.1", "| 0.7"]
+    assert rows[0][1] == rows[1][1]  # both sizes adapt from the same pre-update episodes
+    # the same numbers from the evaluator, with the inner step's advantages at lambda 0.9
+    cfg = make_config(["train.gae_lambda=0.9", "eval.num_steps=1", "eval.lrs=[0.7]"])
+    check = Experiment(cfg, run)
+    check.load_weights(load_checkpoint(run / "checkpoints" / "last.pt"))
+    returns = check.evaluator.evaluate(check.learner.parameters())
+    gain = returns[1] - returns[0]
+    assert rows[1][1:4] == [
+        f"{returns[0].mean():.1f}",
+        f"{returns[1].mean():.1f}",
+        f"{gain.mean():+.2f} ± {gain.std() / 3**0.5:.2f}",
+    ]
+
+    missing = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "nothing")], capture_output=True, text=True
+    )
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().startswith("error: ") and "nothing" in missing.stderr
