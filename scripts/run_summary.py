@@ -25,7 +25,10 @@ def curves(run_dir: Path) -> dict[str, list[float]]:
         sys.exit(f"error: {events}: no TensorBoard event file")
     acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
     acc.Reload()
-    return {tag: [e.value for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    tags = acc.Tags()["scalars"]
+    if "train/return_before_adaptation" not in tags:  # e.g. a random-init baseline, never trained
+        sys.exit(f"error: {events}: no training curves (train/return_before_adaptation)")
+    return {tag: [e.value for e in acc.Scalars(tag)] for tag in tags}
 
 
 def main() -> None:

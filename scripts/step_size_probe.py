@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from maml_hydra.checkpoint import CheckpointError  # noqa: E402
-from maml_hydra.config import ConfigError  # noqa: E402
+from maml_hydra.config import ConfigError, validate  # noqa: E402
 from maml_hydra.evaluate import EvaluationError, evaluate_run, run_config  # noqa: E402
 
 
@@ -37,16 +37,17 @@ def main() -> None:
     args = parser.parse_args()
     try:
         cfg, state = run_config(args.run_dir)
-        train = (
-            cfg.train if args.gae_lambda is None else replace(cfg.train, gae_lambda=args.gae_lambda)
-        )
-        cfg = replace(cfg, train=train)
-        base = replace(
-            cfg.eval,
-            num_steps=1,
-            num_tasks=args.tasks or cfg.eval.num_tasks,
-            episodes_per_task=args.episodes or cfg.eval.episodes_per_task,
-        )
+        train = cfg.train
+        if args.gae_lambda is not None:
+            train = replace(train, gae_lambda=args.gae_lambda)
+        base = replace(cfg.eval, num_steps=1)
+        if args.tasks is not None:
+            base = replace(base, num_tasks=args.tasks)
+        if args.episodes is not None:
+            base = replace(base, episodes_per_task=args.episodes)
+        cfg = replace(cfg, train=train, device=args.device)
+        for lr in args.lrs:  # every setting is checked before anything is printed
+            validate(replace(cfg, eval=replace(base, lrs=[lr])))
         print(
             f"{args.run_dir}: iteration {state['iteration']}, {base.num_tasks} held-out tasks x "
             f"{base.episodes_per_task} episodes, gae_lambda {cfg.train.gae_lambda}"

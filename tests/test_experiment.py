@@ -14,6 +14,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+from torch.utils.tensorboard import SummaryWriter
 
 from maml_hydra.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from maml_hydra.experiment import Experiment
@@ -212,3 +213,14 @@ def test_run_summary_prints_the_curves_of_a_run(tmp_path):
     )
     assert empty.returncode != 0
     assert empty.stderr.strip() == f"error: {tmp_path / 'tensorboard'}: no TensorBoard event file"
+
+    untrained = tmp_path / "untrained"  # event file without training curves
+    with SummaryWriter(log_dir=str(untrained / "tensorboard")) as writer:
+        writer.add_scalar("eval/return_step_0", -40.0, 0)
+    result = subprocess.run(
+        [sys.executable, str(script), str(untrained)], capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        f"error: {untrained / 'tensorboard'}: no training curves (train/return_before_adaptation)"
+    )

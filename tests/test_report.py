@@ -204,6 +204,15 @@ def test_step_size_probe_reports_the_gain_of_one_step_per_size(tmp_path):
         f"{gain.mean():+.2f} ± {gain.std() / 3**0.5:.2f}",
     ]
 
+    for bad, message in [
+        (["--tasks", "0"], "error: eval.num_tasks=0 is not allowed: must be >= 1"),
+        (["--gae-lambda", "2"], "error: train.gae_lambda=2.0 is not allowed: must be in [0, 1]"),
+    ]:
+        refused = subprocess.run(
+            [sys.executable, str(script), str(run), *bad], capture_output=True, text=True
+        )
+        assert refused.returncode == 1 and refused.stdout == ""  # no half-printed table
+        assert refused.stderr.strip() == message
     missing = subprocess.run(
         [sys.executable, str(script), str(tmp_path / "nothing")], capture_output=True, text=True
     )
