@@ -56,3 +56,14 @@ def summarize(returns: Tensor) -> dict:
         "return_stderr": stderr.tolist(),
         "return_per_task": returns.tolist(),
     }
+
+
+def paired_gain(returns) -> str:
+    """The gain of the first step per task, returns[1] - returns[0], as
+    "mean ± standard error (k of n tasks gain)"; ``returns`` is [K+1, tasks] (or nested lists)."""
+    returns = torch.as_tensor(returns)
+    gain = returns[1] - returns[0]
+    stderr = gain.std() / gain.numel() ** 0.5 if gain.numel() > 1 else torch.zeros(())
+    return (
+        f"{gain.mean():+.2f} ± {stderr:.2f} ({int((gain > 0).sum())} of {gain.numel()} tasks gain)"
+    )

@@ -18,6 +18,11 @@ from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from maml_hydra.evaluation import paired_gain  # noqa: E402
+
 
 def curves(run_dir: Path) -> dict[str, list[float]]:
     events = run_dir / "tensorboard"
@@ -64,12 +69,7 @@ def main() -> None:
     if results.is_file():
         per_task = json.loads(results.read_text())["return_per_task"]
         if len(per_task) > 1:
-            gains = [y - x for x, y in zip(per_task[0], per_task[1], strict=True)]
-            se = statistics.stdev(gains) / len(gains) ** 0.5 if len(gains) > 1 else 0.0
-            print(
-                f"\nheld-out paired gain of one step at the end: {statistics.mean(gains):+.2f}"
-                f" ± {se:.2f} (s.e. over {len(gains)} tasks; {sum(g > 0 for g in gains)} gain)"
-            )
+            print(f"\nheld-out paired gain of one step at the end: {paired_gain(per_task)}")
     if "memory/peak_rss_gib" in c:
         print(f"peak memory (max RSS): {max(c['memory/peak_rss_gib']):.2f} GiB")
     seconds = c["time/iteration"]

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 from maml_hydra.checkpoint import CheckpointError  # noqa: E402
 from maml_hydra.config import ConfigError, validate  # noqa: E402
 from maml_hydra.evaluate import EvaluationError, evaluate_run, run_config  # noqa: E402
+from maml_hydra.evaluation import paired_gain  # noqa: E402
 
 
 def main() -> None:
@@ -52,18 +53,16 @@ def main() -> None:
             f"{args.run_dir}: iteration {state['iteration']}, {base.num_tasks} held-out tasks x "
             f"{base.episodes_per_task} episodes, gae_lambda {cfg.train.gae_lambda}"
         )
-        print("| step size | before | after one step | gain (± s.e.) | tasks that gain |")
-        print("|---|---|---|---|---|")
+        print("| step size | before | after one step | gain (± s.e. over tasks) |")
+        print("|---|---|---|---|")
         for lr in args.lrs:
             eval_cfg = replace(base, lrs=[lr])
             returns = torch.tensor(
                 evaluate_run(cfg, state, args.run_dir, eval_cfg, args.device)["returns"]
             )
-            gain = returns[1] - returns[0]
-            se = gain.std() / gain.numel() ** 0.5 if gain.numel() > 1 else torch.tensor(0.0)
             print(
                 f"| {lr} | {returns[0].mean():.1f} | {returns[1].mean():.1f} | "
-                f"{gain.mean():+.2f} ± {se:.2f} | {int((gain > 0).sum())} of {gain.numel()} |",
+                f"{paired_gain(returns)} |",
                 flush=True,
             )
     except (EvaluationError, CheckpointError, ConfigError) as err:

@@ -189,7 +189,11 @@ def test_step_size_probe_reports_the_gain_of_one_step_per_size(tmp_path):
     args = [str(run), "--lrs", "0.1", "0.7", "--gae-lambda", "0.9", "--tasks", "3"]
     result = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| 0.")]
+    rows = [
+        line.removesuffix(" |").split(" | ")
+        for line in result.stdout.splitlines()
+        if line.startswith("| 0.")
+    ]
     assert [r[0] for r in rows] == ["| 0.1", "| 0.7"]
     assert rows[0][1] == rows[1][1]  # both sizes adapt from the same pre-update episodes
     # the same numbers from the evaluator, with the inner step's advantages at lambda 0.9
@@ -201,7 +205,7 @@ def test_step_size_probe_reports_the_gain_of_one_step_per_size(tmp_path):
     assert rows[1][1:4] == [
         f"{returns[0].mean():.1f}",
         f"{returns[1].mean():.1f}",
-        f"{gain.mean():+.2f} ± {gain.std() / 3**0.5:.2f}",
+        f"{gain.mean():+.2f} ± {gain.std() / 3**0.5:.2f} ({int((gain > 0).sum())} of 3 tasks gain)",
     ]
 
     for bad, message in [
