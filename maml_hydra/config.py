@@ -194,6 +194,11 @@ class TrainConfig:
     gamma: float = 0.99  # discount for every advantage, inner and outer
     gae_lambda: float = 1.0  # GAE lambda on the linear feature baseline; 1.0 = Monte Carlo
     eval_every: int = 0  # evaluate on held-out tasks every N iterations; 0 = only at the end
+    # How a batch is sampled, in training and evaluation alike. episodes: episodes_per_task
+    # episodes per task. steps: a budget of episodes_per_task * horizon env steps per task, an
+    # episode that ends early restarting at once, returns averaged over the completed episodes
+    # (rllab's samplers, as in the MAML paper's code).
+    sampling: str = "episodes"
 
 
 @dataclass
@@ -205,6 +210,9 @@ class EvalConfig:
     num_steps: int = 3  # returns are reported after 0..num_steps gradient steps
     lrs: list[float] = field(default_factory=lambda: [0.1, 0.05])  # step k uses lrs[min(k, -1)]
     seed: int = 1234  # held-out tasks come from their own stream, the same for every run
+    # or explicit held-out tasks, num_tasks rows of the family's task parameters (a goal [x, y]
+    # for navigation); the actions' noise still comes from seed
+    tasks: list[list[float]] | None = None
 
 
 @dataclass
@@ -271,6 +279,12 @@ def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
         raise ConfigError(f"{key}={value!r} is not allowed: {allowed}")
 
 
+def _short(value: list) -> str:
+    """A list as one short line for an error message."""
+    text = str([list(v) for v in value])
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
 def _check_family(target: str) -> None:
     from hydra.utils import get_class
 
@@ -309,6 +323,21 @@ def validate(cfg: Config) -> None:
     r(0 < t.gamma <= 1, "train.gamma", t.gamma, "must be in (0, 1]")
     r(0 <= t.gae_lambda <= 1, "train.gae_lambda", t.gae_lambda, "must be in [0, 1]")
     r(t.eval_every >= 0, "train.eval_every", t.eval_every, "must be >= 0")
+    r(
+        t.sampling in ("episodes", "steps"),
+        "train.sampling",
+        t.sampling,
+        "must be episodes or steps",
+    )
+    if t.sampling == "steps":
+        from hydra.utils import get_class
+
+        r(
+            get_class(cfg.env._target_).can_restart(),
+            "train.sampling",
+            t.sampling,
+            f"needs {cfg.env._target_} to restart episodes that end early (it has no _restart)",
+        )
     p = cfg.policy
     r(len(p.hidden_sizes) >= 1, "policy.hidden_sizes", list(p.hidden_sizes), "must be non-empty")
     r(
@@ -327,6 +356,16 @@ def validate(cfg: Config) -> None:
     r(e.num_tasks >= 1, "eval.num_tasks", e.num_tasks, "must be >= 1")
     r(e.episodes_per_task >= 2, "eval.episodes_per_task", e.episodes_per_task, "must be >= 2")
     r(e.num_steps >= 0, "eval.num_steps", e.num_steps, "must be >= 0")
+    if e.tasks is not None:
+        from hydra.utils import get_class
+
+        task_dim = get_class(cfg.env._target_).task_dim
+        r(
+            len(e.tasks) == e.num_tasks and all(len(task) == task_dim for task in e.tasks),
+            "eval.tasks",
+            _short(e.tasks),
+            f"must be eval.num_tasks={e.num_tasks} rows of {task_dim} numbers",
+        )
     r(
         len(e.lrs) >= 1 and all(lr > 0 for lr in e.lrs),
         "eval.lrs",

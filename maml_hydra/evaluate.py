@@ -100,14 +100,21 @@ def ordered(variants) -> list[str]:
     return sorted(variants, key=lambda v: (VARIANT_ORDER.index(v) if v in VARIANT_ORDER else 99, v))
 
 
-def write_markdown(path: Path, summary: dict, settings: dict, env: str) -> None:
+def write_markdown(
+    path: Path, summary: dict, settings: dict, env: str, samplings: set[str] = frozenset()
+) -> None:
     steps = max(len(s["steps"]) for s in summary.values())
+    per_step = f"{settings['episodes_per_task']} episodes"
+    if samplings == {"steps"}:
+        per_step = f"a budget of {settings['episodes_per_task']} x horizon env steps"
+    elif len(samplings) > 1:
+        per_step += f" (or their env steps: runs differ in train.sampling, {sorted(samplings)})"
     lines = [
         f"# Adaptation on held-out tasks: {env}",
         "",
         f"Average return (sum of rewards per episode), mean ± standard error over "
-        f"{settings['num_tasks']} held-out tasks x seeds; {settings['episodes_per_task']} episodes "
-        f"per step, step sizes {settings['lrs']}. The oracle is evaluated without gradient steps.",
+        f"{settings['num_tasks']} held-out tasks x seeds; {per_step} per step, step sizes "
+        f"{settings['lrs']}. The oracle is evaluated without gradient steps.",
         "",
         "| variant | seeds | " + " | ".join(f"{k} steps" for k in range(steps)) + " |",
         "|---|---|" + "---|" * steps,
@@ -209,7 +216,8 @@ def make_report(cfg: EvaluateConfig) -> dict:
 
     results["summary"] = summarize(results)
     _write_json(results_path, results)
-    write_markdown(out / "summary.md", results["summary"], settings, env)
+    samplings = {c.train.sampling for c, _ in configs.values()}
+    write_markdown(out / "summary.md", results["summary"], settings, env, samplings)
     plot(out / "adaptation.png", results["summary"], env)
     if problems:
         raise EvaluationError(

@@ -12,9 +12,10 @@ from maml_hydra.tasks.base import TaskFamily
 
 
 class Evaluator:
-    """Held-out tasks come from the ``eval-tasks`` stream of ``eval.seed``: fixed for a run and
-    the same for every run, disjoint from the training stream. Each ``evaluate`` call restarts
-    its own action-noise stream, so it neither depends on nor disturbs training randomness."""
+    """Held-out tasks come from the ``eval-tasks`` stream of ``eval.seed`` (or are given in
+    ``eval.tasks``): fixed for a run and the same for every run, disjoint from the training
+    stream. Each ``evaluate`` call restarts its own action-noise stream, so it neither depends
+    on nor disturbs training randomness."""
 
     def __init__(
         self, family: type[TaskFamily], env_cfg: EnvConfig, cfg: EvalConfig, learner: MAML, device
@@ -23,7 +24,10 @@ class Evaluator:
         self.learner = learner
         self.device = torch.device(device)
         self.env = family(env_cfg, cfg.num_tasks, cfg.episodes_per_task, self.device)
-        self.tasks = self.env.sample_tasks(cfg.num_tasks, generator("eval-tasks", cfg.seed))
+        if cfg.tasks is not None:
+            self.tasks = torch.tensor(cfg.tasks, dtype=torch.float32)
+        else:
+            self.tasks = self.env.sample_tasks(cfg.num_tasks, generator("eval-tasks", cfg.seed))
         self.env.set_tasks(self.tasks)
 
     def step_size(self, k: int) -> float:
@@ -39,7 +43,7 @@ class Evaluator:
         returns = []
         for k in range(self.cfg.num_steps + 1):
             traj = self.learner.rollout(self.env, params, batched, rng)
-            returns.append(traj.episode_returns().mean(dim=-1))
+            returns.append(traj.task_returns())
             if k < self.cfg.num_steps:
                 with torch.no_grad():
                     params = self.learner.adapt_step(params, traj, self.step_size(k), batched)

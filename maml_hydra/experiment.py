@@ -67,7 +67,7 @@ class Experiment:
             cfg.policy.activation,
             cfg.policy.init_log_std,
         ).to(self.device)
-        self.learner = MAML(self.policy, self.inner_config(cfg), t.gamma, t.gae_lambda)
+        self.learner = MAML(self.policy, self.inner_config(cfg), t.gamma, t.gae_lambda, t.sampling)
         self.meta_optimizer = get_class(cfg.algorithm._target_)(
             cfg.algorithm, self.learner, cfg.seed
         )
@@ -174,8 +174,8 @@ class Experiment:
         self.env_steps += steps
         first = batch.supports[0] if batch.supports else batch.query
         metrics = {
-            "train/return_before_adaptation": first.episode_returns().mean().item(),
-            "train/return_after_adaptation": batch.query.episode_returns().mean().item(),
+            "train/return_before_adaptation": first.task_returns().mean().item(),
+            "train/return_after_adaptation": batch.query.task_returns().mean().item(),
             "train/env_steps": float(self.env_steps),
             "train/policy_std": self.policy.log_std.exp().mean().item(),
         }

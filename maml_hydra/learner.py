@@ -64,9 +64,15 @@ class MAML:
     """
 
     def __init__(
-        self, policy: GaussianMLPPolicy, inner: InnerConfig, gamma: float, gae_lambda: float
+        self,
+        policy: GaussianMLPPolicy,
+        inner: InnerConfig,
+        gamma: float,
+        gae_lambda: float,
+        sampling: str = "episodes",
     ):
         self.policy = policy
+        self.step_budget = sampling == "steps"  # train.sampling: see sampling.rollout
         self.num_steps = inner.num_steps
         self.lr = inner.lr
         self.first_order = inner.first_order
@@ -170,7 +176,12 @@ class MAML:
 
     def rollout(self, env: TaskFamily, params: Params, batched: bool, generator: torch.Generator):
         return rollout(
-            env, self.sampling_dist(params, batched), generator, self.gamma, self.gae_lambda
+            env,
+            self.sampling_dist(params, batched),
+            generator,
+            self.gamma,
+            self.gae_lambda,
+            self.step_budget,
         )
 
     def sample(

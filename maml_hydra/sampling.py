@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from maml_hydra.advantages import batch_advantages
+from maml_hydra.advantages import batch_advantages, episode_layout, last_steps
 from maml_hydra.policy import gaussian_log_prob
 from maml_hydra.tasks.base import TaskFamily
 
@@ -18,20 +18,22 @@ DistFn = Callable[[Tensor], tuple[Tensor, Tensor]]
 
 class Trajectories(NamedTuple):
     """One batch of episodes for T tasks; every field has the task dimension first, so the
-    whole tuple can be vmapped over tasks. Rewards are already zero after an episode ends."""
+    whole tuple can be vmapped over tasks. A row holds one episode, or with ``steps=True`` in
+    ``rollout`` several back to back. Rewards are zero wherever ``mask`` is."""
 
     obs: Tensor  # [T, E, H, D]
     actions: Tensor  # [T, E, H, A] unclipped samples
     rewards: Tensor  # [T, E, H]
-    mask: Tensor  # [T, E, H] 1.0 for steps taken before the episode ended
+    mask: Tensor  # [T, E, H] 1.0 for the steps of the batch's (completed) episodes
     log_prob: Tensor  # [T, E, H] under the sampling policy
     mean: Tensor  # [T, E, H, A] sampling policy mean
     log_std: Tensor  # [T, A] sampling policy log_std
     advantages: Tensor  # [T, E, H] normalised GAE advantages
+    ends: Tensor  # [T, E, H] 1.0 at the last step of every episode
 
-    def episode_returns(self) -> Tensor:
-        """Sum of rewards per episode, [T, E]."""
-        return self.rewards.sum(-1)
+    def task_returns(self) -> Tensor:
+        """Average return (sum of rewards) per episode of each task, [T]."""
+        return self.rewards.sum(dim=(1, 2)) / self.ends.sum(dim=(1, 2))
 
     @property
     def num_env_steps(self) -> int:
@@ -40,21 +42,40 @@ class Trajectories(NamedTuple):
 
 @torch.no_grad()
 def rollout(
-    env: TaskFamily, dist_fn: DistFn, generator: torch.Generator, gamma: float, gae_lambda: float
+    env: TaskFamily,
+    dist_fn: DistFn,
+    generator: torch.Generator,
+    gamma: float,
+    gae_lambda: float,
+    steps: bool = False,
 ) -> Trajectories:
-    """Sample ``env.horizon`` steps of every (task, episode) with stochastic actions
-    a = mean + std * noise (never the distribution's mode), then compute advantages."""
+    """Sample every (task, row) at once with stochastic actions a = mean + std * noise (never
+    the distribution's mode), then compute advantages.
+
+    ``steps=False``: each row is one episode of at most ``env.horizon`` steps.
+    ``steps=True`` (rllab's samplers, which the MAML paper's code used): each task gets a
+    budget of ``E * horizon`` env steps; an episode that ends restarts in its row, and the
+    task keeps the episodes completed by the step at which its budget is reached (the
+    unfinished ones are dropped). Tasks whose episodes end early thus get more of them. A row
+    never needs more than ``2 * horizon - 1`` steps; without early ends both modes coincide.
+    """
     num_tasks, episodes = env.batch_size
     horizon, device = env.horizon, env.device
+    length = 2 * horizon - 1 if steps else horizon
     obs = env.reset_batch(generator)
-    obs_buf = torch.empty(num_tasks, episodes, horizon, obs.shape[-1], device=device)
-    act_buf = torch.empty(num_tasks, episodes, horizon, env.action_dim, device=device)
+    obs_buf = torch.empty(num_tasks, episodes, length, obs.shape[-1], device=device)
+    act_buf = torch.empty(num_tasks, episodes, length, env.action_dim, device=device)
     mean_buf = torch.empty_like(act_buf)
-    rew_buf = torch.empty(num_tasks, episodes, horizon, device=device)
-    mask_buf = torch.empty(num_tasks, episodes, horizon, dtype=torch.bool, device=device)
+    rew_buf = torch.empty(num_tasks, episodes, length, device=device)
+    mask_buf = torch.empty(num_tasks, episodes, length, dtype=torch.bool, device=device)
+    end_buf = torch.zeros(num_tasks, episodes, length, dtype=torch.bool, device=device)
     alive = torch.ones(num_tasks, episodes, dtype=torch.bool, device=device)
     log_std = torch.zeros(num_tasks, env.action_dim, device=device)
-    for t in range(horizon):
+    episode_time = torch.zeros(num_tasks, episodes, dtype=torch.long, device=device)
+    completed = torch.zeros(num_tasks, dtype=torch.long, device=device)  # steps mode
+    stop = torch.full((num_tasks,), length - 1, dtype=torch.long, device=device)
+    reached = torch.zeros(num_tasks, dtype=torch.bool, device=device)
+    for t in range(length):
         mean, log_std = dist_fn(obs)
         noise = torch.randn(mean.shape, generator=generator, device=device)
         action = mean + noise * log_std.exp()[:, None, :]
@@ -64,9 +85,41 @@ def rollout(
         mask_buf[:, :, t] = alive
         obs, reward, done = env.step_batch(action)
         rew_buf[:, :, t] = reward
-        alive = ~done
+        if not steps:
+            alive = ~done
+            continue
+        episode_time += 1
+        end = done | (episode_time >= horizon)
+        end_buf[:, :, t] = end
+        completed += torch.where(end & ~reached[:, None], episode_time, 0).sum(dim=1)
+        newly = ~reached & (completed >= episodes * horizon)
+        stop = torch.where(newly, t, stop)
+        reached |= newly
+        if bool(reached.all()):
+            length = t + 1
+            break
+        if bool(end.any()):
+            obs = env.restart_batch(end, generator)
+            episode_time = torch.where(end, 0, episode_time)
+    if steps:
+        obs_buf, act_buf, mean_buf = (
+            obs_buf[:, :, :length],
+            act_buf[:, :, :length],
+            mean_buf[:, :, :length],
+        )
+        rew_buf, end_buf = rew_buf[:, :, :length], end_buf[:, :, :length]
+        # keep the steps of episodes that ended by their task's stop step
+        end_index, _ = episode_layout(end_buf)
+        ended = end_buf.gather(-1, end_index)
+        mask_buf = ended & (end_index <= stop[:, None, None])
+        ends = end_buf & mask_buf
+    else:
+        mask_buf = mask_buf[:, :, :length]
+        ends = last_steps(mask_buf)
     mask = mask_buf.float()
     rewards = rew_buf * mask
     log_prob = gaussian_log_prob(mean_buf, log_std[:, None, None, :], act_buf)
-    advantages = batch_advantages(obs_buf, rewards, mask, gamma, gae_lambda)
-    return Trajectories(obs_buf, act_buf, rewards, mask, log_prob, mean_buf, log_std, advantages)
+    advantages = batch_advantages(obs_buf, rewards, mask, gamma, gae_lambda, ends)
+    return Trajectories(
+        obs_buf, act_buf, rewards, mask, log_prob, mean_buf, log_std, advantages, ends.float()
+    )

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Reproduce the MAML paper's 2D navigation result (Table 4) at the paper's settings:
-# 20 tasks x 20 episodes x horizon 100, inner lr 0.1, one inner step, TRPO max_kl 0.01, 2x100 ReLU;
-# then 40 held-out tasks adapted with 0..3 gradient steps (0.1 then 0.05, 40 episodes per step).
+# 20 tasks x 20 episodes x horizon 100, inner lr 0.1, one inner step, TRPO max_kl 0.01, 2x100 ReLU,
+# sampled as the paper's code did (train.sampling=steps: a budget of env steps per task, an episode
+# that reaches the goal restarting at once); then 40 held-out tasks adapted with 0..3 gradient
+# steps (0.1 then 0.05, a budget of 40 x 100 env steps per step), twice: on the run's own held-out
+# goals and on the 40 goals of the original evaluation script (numpy seed 1, uniform in the box).
 # Usage: bash scripts/reproduce_nav.sh [ITERATIONS] [extra overrides...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ITERATIONS=${1:-200}
+ITERATIONS=${1:-100}
 shift || true
 PY=${PYTHON:-.venv/bin/python}
 RUN_DIR=${RUN_DIR:-outputs/reproduce_nav/$(date +%Y-%m-%d_%H-%M-%S)}
@@ -13,18 +16,23 @@ start=$(date +%s)
 $PY -m maml_hydra.train env=navigation algorithm=trpo inner=vpg \
   train.iterations="$ITERATIONS" train.meta_batch_size=20 train.episodes_per_task=20 env.horizon=100 \
   inner.lr=0.1 inner.num_steps=1 algorithm.max_kl=0.01 policy.hidden_sizes=[100,100] policy.activation=relu \
+  train.sampling=steps \
   eval.num_tasks=40 eval.episodes_per_task=40 eval.num_steps=3 eval.lrs=[0.1,0.05] \
   hydra.run.dir="$RUN_DIR" "$@"
 end=$(date +%s)
+GOALS=$($PY -c "import numpy as np; np.random.seed(1); print(np.random.uniform(-0.5, 0.5, size=(40, 2)).tolist())" | tr -d ' ')
+$PY -m maml_hydra.evaluate "$RUN_DIR" "eval.tasks=$GOALS" include_random=false progress=false >/dev/null
 $PY - "$RUN_DIR" "$((end - start))" <<'PY'
 import json, sys
 run_dir, seconds = sys.argv[1], int(sys.argv[2])
-r = json.load(open(f"{run_dir}/eval_results.json"))
+own = json.load(open(f"{run_dir}/eval_results.json"))
+paper_goals = json.load(open(f"{run_dir}/eval/results.json"))["summary"]["maml"]["steps"]
 paper = [-40.41, -11.68, -3.33, -3.23]
-print(f"\n2D navigation, {r['iteration']} meta-iterations, {r['env_steps']} env steps, {seconds} s wall")
-print("| gradient steps | maml-hydra (mean ± s.e., 40 tasks) | MAML paper, Table 4 |")
-print("|---|---|---|")
-for k, (m, s) in enumerate(zip(r["return_mean"], r["return_stderr"])):
-    print(f"| {k} | {m:.2f} ± {s:.2f} | {paper[k] if k < len(paper) else '-'} |")
+print(f"\n2D navigation, {own['iteration']} meta-iterations, {own['env_steps']} env steps, {seconds} s wall")
+print("| gradient steps | run's held-out goals (mean ± s.e., 40 tasks) | original script's 40 goals | MAML paper, Table 4 |")
+print("|---|---|---|---|")
+for k, (m, s) in enumerate(zip(own["return_mean"], own["return_stderr"])):
+    g = paper_goals[k]
+    print(f"| {k} | {m:.2f} ± {s:.2f} | {g['mean']:.2f} ± {g['stderr']:.2f} | {paper[k] if k < len(paper) else '-'} |")
 print(f"\nrun directory: {run_dir}")
 PY

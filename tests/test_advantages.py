@@ -7,6 +7,7 @@ import torch
 from maml_hydra.advantages import (
     batch_advantages,
     discounted_returns,
+    episode_layout,
     fit_linear_baseline,
     gae,
     linear_baseline_features,
@@ -80,3 +81,40 @@ def test_batched_advantages_equal_per_task_loop():
     for i in range(3):
         one = task_advantages(obs[i], rewards[i] * mask[i], mask[i], 0.99, 0.95)
         assert torch.allclose(batched[i], one, atol=1e-5)
+
+
+def test_rows_holding_several_episodes_equal_the_same_episodes_one_per_row():
+    """train.sampling=steps packs episodes back to back in a row: returns, the baseline's
+    episode time and GAE must restart at every episode, as if each episode had its own row."""
+    lengths = [[3, 5, 2], [6, 4]]  # two rows of 10 steps; row 1 ends with 0 unkept steps
+    horizon, dim = 10, 2
+    obs = torch.randn(2, horizon, dim, generator=g)
+    rewards = torch.randn(2, horizon, generator=g)
+    mask, ends = torch.zeros(2, horizon), torch.zeros(2, horizon, dtype=torch.bool)
+    sep_obs, sep_rewards, sep_mask, where = [], [], [], []
+    for row, row_lengths in enumerate(lengths):
+        start = 0
+        for n in row_lengths:
+            mask[row, start : start + n] = 1
+            ends[row, start + n - 1] = True
+            o, r, m = torch.zeros(horizon, dim), torch.zeros(horizon), torch.zeros(horizon)
+            o[:n], r[:n], m[:n] = obs[row, start : start + n], rewards[row, start : start + n], 1
+            sep_obs.append(o), sep_rewards.append(r), sep_mask.append(m)
+            where.append((row, start, n))
+            start += n
+    packed = batch_advantages(obs[None], (rewards * mask)[None], mask[None], 0.99, 0.9, ends[None])[
+        0
+    ]
+    separate = task_advantages(
+        torch.stack(sep_obs), torch.stack(sep_rewards), torch.stack(sep_mask), 0.99, 0.9
+    )
+    for k, (row, start, n) in enumerate(where):
+        assert torch.allclose(packed[row, start : start + n], separate[k, :n], atol=1e-5)
+    assert torch.all(packed[mask == 0] == 0)
+    # the reward-to-go restarts at each episode (a loop over each episode's own rewards)
+    end_index, episode_time = episode_layout(ends)
+    got = discounted_returns(rewards, mask, 0.9, end_index)
+    for row, start, n in where:
+        want = loop_returns(rewards[row, start : start + n], 0.9)
+        assert torch.allclose(got[row, start : start + n], want, atol=1e-5)
+        assert torch.equal(episode_time[row, start : start + n], torch.arange(n).float())

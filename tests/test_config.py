@@ -62,6 +62,7 @@ def test_every_group_option_composes(group, option):
         ("policy.activation=tanh", ("policy.activation", "tanh")),
         ("resume=/some/run", ("resume", "/some/run")),
         ("device=cpu", ("device", "cpu")),
+        ("train.sampling=steps", ("train.sampling", "steps")),
     ],
 )
 def test_overrides_reach_the_typed_config(override, value):
@@ -82,6 +83,7 @@ BAD_VALUES = [
     ("train.episodes_per_task=1", "train.episodes_per_task=1"),
     ("train.checkpoint_every=0", "train.checkpoint_every=0"),
     ("train.gamma=1.5", "train.gamma=1.5"),
+    ("train.sampling=trajectories", "train.sampling='trajectories'"),
     ("env.horizon=0", "env.horizon=0"),
     ("policy.hidden_sizes=[]", "policy.hidden_sizes=[]"),
     ("policy.hidden_sizes=[16,0]", "policy.hidden_sizes=[16, 0]"),

@@ -82,7 +82,10 @@ def test_same_seed_same_result_in_process(tmp_path):
     assert torch.equal(a.learner.parameters(), b.learner.parameters())
 
 
-@pytest.mark.parametrize("variant", [[], ["algorithm=ppo"], ["inner=meta_sgd"]])
+@pytest.mark.parametrize(
+    "variant",
+    [[], ["algorithm=ppo"], ["inner=meta_sgd"], ["train.sampling=steps", "env.goal_tolerance=0.1"]],
+)
 def test_resume_in_process_continues_exactly(tmp_path, variant):
     full = Experiment(make_config(["train.iterations=4", *variant]), tmp_path / "full")
     full.train()

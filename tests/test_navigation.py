@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import subprocess
+import sys
+
 import torch
 from torchrl.envs.utils import check_env_specs
 
+from maml_hydra.advantages import batch_advantages
 from maml_hydra.config import NavigationConfig
 from maml_hydra.experiment import Experiment
+from maml_hydra.sampling import rollout
+from maml_hydra.tasks.locomotion import Ant
 from maml_hydra.tasks.navigation import Navigation2D
-from tests.conftest import make_config
+from tests.conftest import ROOT, make_config
 
 
 def make_env(tasks=2, episodes=3, **kw) -> Navigation2D:
@@ -93,3 +102,123 @@ def test_training_tasks_are_resampled_and_never_the_evaluation_tasks():
     other = Experiment(make_config(["seed=5"]), run_dir="unused")
     assert torch.equal(other.evaluator.tasks, held_out)
     assert not torch.equal(other.env.sample_tasks(3, other.task_rng), train[0])
+
+
+def homing_policy(env, gain=0.5, std=0.3):
+    """Moves a fraction of the way to the goal, with noise: episodes end at different times."""
+    log_std = torch.full((env.num_tasks, 2), math.log(std))
+    return lambda obs: ((env.tasks[:, None, :] - obs) / 0.1 * gain, log_std)
+
+
+def reference_step_budget(env, dist_fn, rng, gamma=0.99, lam=0.9):
+    """rllab's sampler with one Python list per row: step every row until each task has
+    E * H env steps in completed episodes; a row whose episode ends starts a new one."""
+    num_tasks, rows = env.batch_size
+    horizon = env.horizon
+    obs = env.reset_batch(rng)
+    running = [[[] for _ in range(rows)] for _ in range(num_tasks)]
+    kept = [[] for _ in range(num_tasks)]
+    done_steps = [0] * num_tasks
+    while min(done_steps) < rows * horizon:
+        mean, log_std = dist_fn(obs)
+        action = mean + torch.randn(mean.shape, generator=rng) * log_std.exp()[:, None, :]
+        next_obs, reward, done = env.step_batch(action)
+        restart = torch.zeros(num_tasks, rows, dtype=torch.bool)
+        budget_reached = [n >= rows * horizon for n in done_steps]
+        for t in range(num_tasks):
+            for e in range(rows):
+                running[t][e].append((obs[t, e], action[t, e], float(reward[t, e])))
+                if done[t, e] or len(running[t][e]) == horizon:
+                    if not budget_reached[t]:
+                        kept[t].append(running[t][e])
+                        done_steps[t] += len(running[t][e])
+                    running[t][e], restart[t, e] = [], True
+        obs = env.restart_batch(restart, rng) if restart.any() else next_obs
+    # each kept episode in its own row, for the one-episode-per-row advantages
+    most = max(len(k) for k in kept)
+    o, a = torch.zeros(num_tasks, most, horizon, 2), torch.zeros(num_tasks, most, horizon, 2)
+    r, m = torch.zeros(num_tasks, most, horizon), torch.zeros(num_tasks, most, horizon)
+    for t, episodes in enumerate(kept):
+        for k, episode in enumerate(episodes):
+            for s, (ob, ac, re) in enumerate(episode):
+                o[t, k, s], a[t, k, s], r[t, k, s], m[t, k, s] = ob, ac, re, 1.0
+    advantages = batch_advantages(o, r, m, gamma, lam)
+    returns = torch.tensor([sum(sum(x[2] for x in ep) for ep in eps) / len(eps) for eps in kept])
+    return kept, returns, o, a, advantages, m
+
+
+def test_step_budget_sampling_equals_rllabs_sampler_written_as_a_loop():
+    env = make_env(tasks=2, episodes=3, horizon=8, goal_tolerance=0.03)
+    fast = rollout(env, homing_policy(env), torch.Generator().manual_seed(3), 0.99, 0.9, True)
+    kept, returns, obs, actions, advantages, mask = reference_step_budget(
+        env, homing_policy(env), torch.Generator().manual_seed(3)
+    )
+    lengths = [len(ep) for eps in kept for ep in eps]
+    assert min(lengths) < 8 and max(lengths) == 8  # both ways of ending occur
+    assert [len(eps) for eps in kept] == fast.ends.sum(dim=(1, 2)).long().tolist()
+    assert torch.allclose(fast.task_returns(), returns, atol=1e-5)
+    assert fast.mask.sum(dim=(1, 2)).tolist() == mask.sum(dim=(1, 2)).tolist()
+    for t in range(2):  # the same steps with the same advantages, in any order
+        got = kept_steps(fast.obs[t], fast.actions[t], fast.advantages[t], fast.mask[t])
+        want = kept_steps(obs[t], actions[t], advantages[t], mask[t])
+        assert [k for k, _ in got] == [k for k, _ in want]
+        assert torch.allclose(
+            torch.tensor([v for _, v in got]), torch.tensor([v for _, v in want]), atol=1e-4
+        )
+
+
+def kept_steps(obs, actions, advantages, mask):
+    """(rounded observation and action, advantage) of every kept step, sorted."""
+    valid = mask.bool()
+    keys = torch.cat([obs[valid], actions[valid]], dim=-1).mul(1e4).round().tolist()
+    return sorted(zip(keys, advantages[valid].tolist(), strict=True))
+
+
+def test_step_budget_sampling_without_early_ends_is_episode_sampling():
+    env = make_env(tasks=2, episodes=3, horizon=8, goal_tolerance=0.0)
+    a = rollout(env, homing_policy(env), torch.Generator().manual_seed(0), 0.99, 1.0, False)
+    b = rollout(env, homing_policy(env), torch.Generator().manual_seed(0), 0.99, 1.0, True)
+    for name, x, y in zip(a._fields, a, b, strict=True):
+        assert torch.equal(x, y), name
+
+
+def test_step_budget_training_gives_tasks_that_end_early_more_episodes(tmp_path):
+    cfg = make_config(["train.sampling=steps", "env.goal_tolerance=0.1"])
+    exp = Experiment(cfg, tmp_path)
+    metrics = exp.meta_iteration()
+    assert all(math.isfinite(v) for v in metrics.values())
+    batch = exp.learner.sample(exp.env, exp.learner.parameters(), exp.action_rng)
+    for traj in (*batch.supports, batch.query):
+        episodes = traj.ends.sum(dim=(1, 2))
+        assert (episodes > cfg.train.episodes_per_task).any()
+        # every task gets at least its budget of env steps in completed episodes
+        budget = cfg.train.episodes_per_task * cfg.env.horizon
+        assert (traj.mask.sum(dim=(1, 2)) >= budget).all()
+    assert Navigation2D.can_restart() and Ant.can_restart()
+
+
+def test_the_reproduction_script_trains_and_prints_both_tables(tmp_path):
+    """scripts/reproduce_nav.sh (docs/RESULTS.md), shrunk by later overrides to seconds."""
+    run_dir = tmp_path / "nav"
+    result = subprocess.run(
+        [
+            "bash",
+            str(ROOT / "scripts" / "reproduce_nav.sh"),
+            "2",
+            "train.meta_batch_size=2",
+            "train.episodes_per_task=2",
+            "env.horizon=10",
+            "policy.hidden_sizes=[8]",
+        ],
+        env={**os.environ, "PYTHON": sys.executable, "RUN_DIR": str(run_dir)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2D navigation, 2 meta-iterations" in result.stdout
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| 3 |")]
+    assert len(rows) == 1 and rows[0].endswith("| -3.23 |")
+    report = json.loads((run_dir / "eval" / "results.json").read_text())
+    np_goals = torch.tensor(next(iter(report["runs"].values()))["tasks"])
+    assert np_goals.shape == (40, 2) and abs(float(np_goals[0, 0]) - (-0.082978)) < 1e-5

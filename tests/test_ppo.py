@@ -28,6 +28,7 @@ def one_task_batch(mean_old, actions, advantages, log_std=0.0):
         mean=mean_old,
         log_std=log_std_t,
         advantages=torch.tensor(advantages).view(1, 1, h),
+        ends=torch.nn.functional.one_hot(torch.tensor(h - 1), h).float().view(1, 1, h),
     )
 
 

@@ -102,3 +102,15 @@ def test_a_family_that_does_not_import_is_one_clear_line(user_project):
         "error: env._target_='line_family.Nope' is not allowed: it does not import" in result.stderr
     )
     assert not (root / "outputs").exists()
+
+
+def test_step_budget_sampling_needs_a_family_that_can_restart_episodes(user_project):
+    root, env = user_project
+    search = f"hydra.searchpath=[file://{root / 'my_conf'}]"
+    result = cli("maml_hydra.train", [*TINY, search, "env=line", "train.sampling=steps"], root, env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (
+        "error: train.sampling='steps' is not allowed: needs line_family.Line1D to restart "
+        "episodes that end early (it has no _restart)" in result.stderr
+    )
+    assert not (root / "outputs").exists()

@@ -9,6 +9,10 @@ of every task at once. Subclasses implement four things:
   ``generator``), return the raw observation ``[T, E, state_obs_dim]``;
 - ``_advance(action)``: one step for the whole batch, ``(raw_obs, reward, done)``.
 
+A family whose episodes can end before the horizon also implements ``_restart(rows,
+generator)`` (a new episode in the given rows, the others untouched), which
+``train.sampling=steps`` needs; one whose episodes never end early sets ``ends_early = False``.
+
 The base class adds the oracle observation (task parameters appended), the torchrl specs and
 ``_reset``/``_step``. The learner's sampler calls the tensor-level ``reset_batch``/``step_batch``
 directly, so no TensorDict is built per step on the hot path; torchrl users get the same
@@ -68,6 +72,7 @@ class TaskFamily(EnvBase):
     task_dim: ClassVar[int]
     state_obs_dim: ClassVar[int]
     action_dim: ClassVar[int]
+    ends_early: ClassVar[bool] = True  # whether _advance can return done before the horizon
 
     def __init__(
         self, cfg: Any, num_tasks: int, episodes_per_task: int, device: str | torch.device = "cpu"
@@ -124,15 +129,30 @@ class TaskFamily(EnvBase):
     def _advance(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         raise NotImplementedError
 
+    def _restart(self, rows: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Start a new episode of the same task in every row where ``rows`` [T, E] is true;
+        return the raw observation of the whole batch."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no _restart, which train.sampling=steps needs when an "
+            "episode ends before the horizon"
+        )
+
+    @classmethod
+    def can_restart(cls) -> bool:
+        """Whether ``train.sampling=steps`` works: episodes never end early, or restart."""
+        return not cls.ends_early or cls._restart is not TaskFamily._restart
+
     # ------------------------------------------------------------- tensor-level fast path
-    def _observe(self, raw_obs: Tensor) -> Tensor:
+    def _observe(self, raw_obs: Tensor, rows: Tensor | None = None) -> Tensor:
+        """Oracle task parameters and normalisation; the running statistics are updated with
+        every row's observation, or only those of ``rows`` [T, E] when given."""
         obs = raw_obs
         if self.oracle:
             task = self.tasks[:, None, :].expand(*self.batch_size, self.task_dim)
             obs = torch.cat([raw_obs, task], dim=-1)
         if self.normalizer is not None:
             if self.update_normalizer:
-                self.normalizer.update(obs)
+                self.normalizer.update(obs if rows is None else obs[rows])
             obs = self.normalizer.normalize(obs)
         return obs
 
@@ -146,6 +166,11 @@ class TaskFamily(EnvBase):
         Episodes that are already done stay where they are and get reward 0."""
         raw_obs, reward, done = self._advance(action)
         return self._observe(raw_obs), reward, done
+
+    def restart_batch(self, rows: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """A new episode in every row where ``rows`` [T, E] is true, the others carry on;
+        returns observations ``[T, E, observation_dim]`` (``train.sampling=steps``)."""
+        return self._observe(self._restart(rows, generator), rows)
 
     # ------------------------------------------------------------------ torchrl EnvBase
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:

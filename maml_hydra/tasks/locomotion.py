@@ -57,6 +57,7 @@ class MujocoLocomotion(TaskFamily):
     """
 
     task_dim = 1
+    ends_early = False
     xml_file: str
     skipped_qpos: int
 

@@ -38,6 +38,11 @@ class Navigation2D(TaskFamily):
         self.finished = torch.zeros(*self.batch_size, dtype=torch.bool, device=self.device)
         return self.position
 
+    def _restart(self, rows: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        self.position = torch.where(rows[..., None], 0.0, self.position)
+        self.finished = self.finished & ~rows
+        return self.position
+
     def _advance(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         bound = self.cfg.action_bound
         if self.cfg.normalized_actions:
