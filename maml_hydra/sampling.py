@@ -102,24 +102,39 @@ def rollout(
             obs = env.restart_batch(end, generator)
             episode_time = torch.where(end, 0, episode_time)
     if steps:
-        obs_buf, act_buf, mean_buf = (
-            obs_buf[:, :, :length],
-            act_buf[:, :, :length],
-            mean_buf[:, :, :length],
-        )
-        rew_buf, end_buf = rew_buf[:, :, :length], end_buf[:, :, :length]
-        # keep the steps of episodes that ended by their task's stop step
+        buffers = (obs_buf, act_buf, mean_buf, rew_buf, end_buf)
+        obs_buf, act_buf, mean_buf, rew_buf, end_buf = (b[:, :, :length] for b in buffers)
+        # keep the steps of the episodes that ended by their task's stop step
         end_index, _ = episode_layout(end_buf)
-        ended = end_buf.gather(-1, end_index)
-        mask_buf = ended & (end_index <= stop[:, None, None])
+        mask_buf = end_buf.gather(-1, end_index) & (end_index <= stop[:, None, None])
         ends = end_buf & mask_buf
     else:
-        mask_buf = mask_buf[:, :, :length]
         ends = last_steps(mask_buf)
     mask = mask_buf.float()
     rewards = rew_buf * mask
     log_prob = gaussian_log_prob(mean_buf, log_std[:, None, None, :], act_buf)
     advantages = batch_advantages(obs_buf, rewards, mask, gamma, gae_lambda, ends)
-    return Trajectories(
+    traj = Trajectories(
         obs_buf, act_buf, rewards, mask, log_prob, mean_buf, log_std, advantages, ends.float()
+    )
+    return compact(traj) if steps and not bool(mask.all()) else traj
+
+
+def compact(traj: Trajectories) -> Trajectories:
+    """The kept steps of each task moved to the front of one row, ``[T, 1, N]`` with N the
+    most kept steps of any task. Once advantages are computed nothing depends on where a step
+    was, and with ``steps=True`` a third or more of ``[T, E, 2H-1]`` can be unkept padding
+    that the learner and the meta-optimizer would otherwise compute on."""
+    num_tasks = traj.mask.shape[0]
+    flat_mask = traj.mask.reshape(num_tasks, -1)
+    keep = int(flat_mask.sum(dim=1).max().item())
+    order = torch.argsort(flat_mask, dim=1, descending=True, stable=True)[:, :keep]
+
+    def take(x: Tensor) -> Tensor:
+        flat = x.reshape(num_tasks, flat_mask.shape[1], *x.shape[3:])
+        index = order.reshape(num_tasks, keep, *([1] * (x.dim() - 3)))
+        return flat.gather(1, index.expand(num_tasks, keep, *x.shape[3:]))[:, None]
+
+    return Trajectories(
+        *(x if name == "log_std" else take(x) for name, x in zip(traj._fields, traj, strict=True))
     )

@@ -12,6 +12,11 @@ the meta-gradient column holds the whole update (all epochs), cg and line_search
 MuJoCo Ant at the paper's batch (40 tasks x 20 episodes x 200 steps): sampling throughput vs raw
 ``mujoco.rollout`` (target ratio >= 0.8), then one meta-iteration per
 ``algorithm.fvp_task_fraction`` with the learner's share of it (target <= 20%).
+
+    .venv/bin/python scripts/bench.py --at RUN_DIR
+
+Meta-iterations from a trained run's checkpoint with ``train.sampling=episodes`` and ``steps``,
+and the ratio of their medians.
 """
 
 from __future__ import annotations
@@ -114,6 +119,39 @@ def bench_ant(device: str, fractions: list[float]) -> None:
         )
 
 
+def bench_at(run_dir: Path, iterations: int, warmup: int, device: str) -> None:
+    """Meta-iterations from a run's checkpoint (its config and policy), once with
+    ``train.sampling=episodes`` and once with ``steps``: a trained navigation policy reaches
+    its goals, so ``steps`` samples more, shorter episodes."""
+    from dataclasses import replace
+
+    from maml_hydra.evaluate import run_config
+
+    cfg, state = run_config(run_dir)
+    print(f"{run_dir}: iteration {state['iteration']}, device {device}")
+    print(f"median over {iterations} meta-iterations after {warmup} warm-up\n")
+    print("| train.sampling | " + " | ".join(PHASES) + " | env steps/s |")
+    print("|" + "---|" * (len(PHASES) + 2))
+    medians = {}
+    for sampling in ("episodes", "steps"):
+        train = replace(cfg.train, sampling=sampling)
+        exp = Experiment(
+            replace(cfg, train=train, device=device, progress=False, resume=None),
+            run_dir=ROOT / "outputs" / "bench",
+        )
+        exp.load_weights(state)
+        for _ in range(warmup):
+            exp.meta_iteration()
+        runs = [exp.meta_iteration() for _ in range(iterations)]
+        t = {p: statistics.median(r.get(f"time/{p}", 0.0) for r in runs) for p in PHASES}
+        rate = statistics.median(r["time/env_steps_per_second"] for r in runs)
+        medians[sampling] = t["iteration"]
+        print(f"| {sampling} | " + " | ".join(f"{t[p]:.3f}" for p in PHASES) + f" | {rate:,.0f} |")
+    print(
+        f"\nsteps / episodes, seconds per iteration: {medians['steps'] / medians['episodes']:.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=5)
@@ -127,7 +165,15 @@ def main() -> None:
         default=[1.0, 0.2, 0.1],
         help="--env ant: algorithm.fvp_task_fraction values to time a meta-iteration at",
     )
+    parser.add_argument(
+        "--at",
+        type=Path,
+        default=None,
+        help="a run directory: time train.sampling=episodes vs steps from its checkpoint",
+    )
     args = parser.parse_args()
+    if args.at is not None:
+        return bench_at(args.at, args.iterations, args.warmup, args.device)
     if args.env == "ant":
         return bench_ant(args.device, args.fractions)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")

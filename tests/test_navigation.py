@@ -155,6 +155,8 @@ def test_step_budget_sampling_equals_rllabs_sampler_written_as_a_loop():
     )
     lengths = [len(ep) for eps in kept for ep in eps]
     assert min(lengths) < 8 and max(lengths) == 8  # both ways of ending occur
+    # the kept steps are compacted into one row per task
+    assert fast.mask.shape[1] == 1 and fast.mask.sum(dim=(1, 2)).max() == fast.mask.shape[2]
     assert [len(eps) for eps in kept] == fast.ends.sum(dim=(1, 2)).long().tolist()
     assert torch.allclose(fast.task_returns(), returns, atol=1e-5)
     assert fast.mask.sum(dim=(1, 2)).tolist() == mask.sum(dim=(1, 2)).tolist()
@@ -222,3 +224,17 @@ def test_the_reproduction_script_trains_and_prints_both_tables(tmp_path):
     report = json.loads((run_dir / "eval" / "results.json").read_text())
     np_goals = torch.tensor(next(iter(report["runs"].values()))["tasks"])
     assert np_goals.shape == (40, 2) and abs(float(np_goals[0, 0]) - (-0.082978)) < 1e-5
+
+
+def test_bench_times_both_samplings_from_a_checkpoint(tmp_path):
+    Experiment(make_config(["train.iterations=1", "env.goal_tolerance=0.1"]), tmp_path).train()
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--at", str(tmp_path)]
+        + ["--iterations", "1", "--warmup", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| episodes | " in result.stdout and "| steps | " in result.stdout
+    assert "steps / episodes, seconds per iteration: " in result.stdout
