@@ -84,6 +84,8 @@ BAD_VALUES = [
     ("train.checkpoint_every=0", "train.checkpoint_every=0"),
     ("train.gamma=1.5", "train.gamma=1.5"),
     ("train.sampling=trajectories", "train.sampling='trajectories'"),
+    ("eval.tasks=[[0.1,0.2]]", "eval.tasks='[[0.1, 0.2]]'"),  # TINY has eval.num_tasks=3
+    ("eval.tasks=[[0.1],[0.2],[0.3]]", "eval.tasks='[[0.1], [0.2], [0.3]]'"),  # goals are 2-d
     ("env.horizon=0", "env.horizon=0"),
     ("policy.hidden_sizes=[]", "policy.hidden_sizes=[]"),
     ("policy.hidden_sizes=[16,0]", "policy.hidden_sizes=[16, 0]"),
