@@ -18,8 +18,9 @@ DistFn = Callable[[Tensor], tuple[Tensor, Tensor]]
 
 class Trajectories(NamedTuple):
     """One batch of episodes for T tasks; every field has the task dimension first, so the
-    whole tuple can be vmapped over tasks. A row holds one episode, or with ``steps=True`` in
-    ``rollout`` several back to back. Rewards are zero wherever ``mask`` is."""
+    whole tuple can be vmapped over tasks. A row holds one episode; with ``steps=True`` in
+    ``rollout`` (episodes ending early) each task's episodes lie back to back in one row,
+    ``[T, 1, N]``. Rewards are zero wherever ``mask`` is."""
 
     obs: Tensor  # [T, E, H, D]
     actions: Tensor  # [T, E, H, A] unclipped samples
