@@ -36,6 +36,7 @@ def test_train_writes_tensorboard_checkpoint_and_evaluation(tmp_path):
         "train/return_before_adaptation",
         "train/return_after_adaptation",
         "train/kl",
+        "train/kl_pre_update",
         "train/surrogate_before",
         "train/surrogate_after",
         "train/line_search_step",
@@ -71,6 +72,22 @@ def test_train_writes_tensorboard_checkpoint_and_evaluation(tmp_path):
     written = json.loads((tmp_path / "eval_results.json").read_text())
     assert written["return_mean"] == summary["return_mean"] and len(summary["return_mean"]) == 3
     assert len(written["return_per_task"][0]) == 3
+
+
+def test_pre_update_kl_is_the_kl_of_the_sampling_policy_to_the_new_one(tmp_path):
+    exp = Experiment(make_config(), tmp_path)
+    theta = exp.learner.parameters()
+    support = exp.learner.sample(exp.env, theta, exp.action_rng).supports[0]
+    assert exp.pre_update_kl(theta, support) == 0.0
+    moved = theta + 0.05 * torch.randn(theta.shape, generator=torch.Generator().manual_seed(0))
+    exp.learner.load_parameters(moved)
+    mean, log_std = exp.policy(support.obs)
+    new = torch.distributions.Normal(mean, log_std.exp())
+    old = torch.distributions.Normal(support.mean, support.log_std.exp()[:, None, None, :])
+    kl = torch.distributions.kl_divergence(old, new).sum(-1)  # [T, E, H]
+    per_task = (kl * support.mask).sum(dim=(1, 2)) / support.mask.sum(dim=(1, 2))
+    got = exp.pre_update_kl(moved, support)
+    assert got > 0 and abs(got - per_task.mean().item()) < 1e-5 * max(1.0, got)
 
 
 def test_same_seed_same_result_in_process(tmp_path):
