@@ -106,17 +106,16 @@ def gae(
     mask: Tensor,
     gamma: float,
     lam: float,
-    ends: Tensor | None = None,
     end_index: Tensor | None = None,
 ) -> Tensor:
     """Generalised advantage estimation (Schulman et al. 2016, eq. 16) with V = 0 after the end
     of each episode: A_t = sum_k (gamma lam)^k delta_{t+k}, delta_t = r_t + gamma V_{t+1} - V_t.
-    ``ends``/``end_index`` (from ``episode_layout``) are needed only when a row holds several
-    episodes."""
+    ``end_index`` (from ``episode_layout``) is needed only when a row holds several episodes."""
     values = values * mask
     next_values = torch.cat([values[..., 1:], torch.zeros_like(values[..., :1])], dim=-1)
-    if ends is not None:
-        next_values = next_values * ~ends
+    if end_index is not None:  # V_{t+1} belongs to the next episode where t ends one
+        ends = end_index == torch.arange(values.shape[-1], device=values.device)
+        next_values = torch.where(ends, 0.0, next_values)
     deltas = (rewards + gamma * next_values - values) * mask
     return discounted_sums(deltas, gamma * lam, end_index) * mask
 
@@ -135,15 +134,14 @@ def task_advantages(
     mask: Tensor,
     gamma: float,
     lam: float,
-    ends: Tensor | None = None,
     end_index: Tensor | None = None,
     episode_time: Tensor | None = None,
 ) -> Tensor:
-    """Normalised GAE advantages on a per-task linear baseline, for one task. Without ``ends``
-    each row is one episode from time 0."""
+    """Normalised GAE advantages on a per-task linear baseline, for one task. Without
+    ``end_index``/``episode_time`` (``episode_layout``) each row is one episode from time 0."""
     returns = discounted_returns(rewards, mask, gamma, end_index)
     values = fit_linear_baseline(obs, returns, mask, episode_time)
-    return normalize(gae(rewards, values, mask, gamma, lam, ends, end_index), mask)
+    return normalize(gae(rewards, values, mask, gamma, lam, end_index), mask)
 
 
 def batch_advantages(
@@ -160,6 +158,6 @@ def batch_advantages(
     if ends is None:
         ends = last_steps(mask)
     end_index, episode_time = episode_layout(ends)
-    return vmap(task_advantages, in_dims=(0, 0, 0, None, None, 0, 0, 0))(
-        obs, rewards, mask, gamma, lam, ends, end_index, episode_time
+    return vmap(task_advantages, in_dims=(0, 0, 0, None, None, 0, 0))(
+        obs, rewards, mask, gamma, lam, end_index, episode_time
     )

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
+from hydra.utils import get_class
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict, read_write
 
 
@@ -286,8 +287,6 @@ def _short(value: list) -> str:
 
 
 def _check_family(target: str) -> None:
-    from hydra.utils import get_class
-
     from maml_hydra.tasks.base import TaskFamily
 
     try:
@@ -330,8 +329,6 @@ def validate(cfg: Config) -> None:
         "must be episodes or steps",
     )
     if t.sampling == "steps":
-        from hydra.utils import get_class
-
         r(
             get_class(cfg.env._target_).can_restart(),
             "train.sampling",
@@ -357,8 +354,6 @@ def validate(cfg: Config) -> None:
     r(e.episodes_per_task >= 2, "eval.episodes_per_task", e.episodes_per_task, "must be >= 2")
     r(e.num_steps >= 0, "eval.num_steps", e.num_steps, "must be >= 0")
     if e.tasks is not None:
-        from hydra.utils import get_class
-
         task_dim = get_class(cfg.env._target_).task_dim
         r(
             len(e.tasks) == e.num_tasks and all(len(task) == task_dim for task in e.tasks),
