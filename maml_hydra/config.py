@@ -182,6 +182,10 @@ class PolicyConfig:
     hidden_sizes: list[int] = field(default_factory=lambda: [100, 100])
     activation: str = "relu"  # one of ACTIVATIONS
     init_log_std: float = 0.0  # rllab's init_std=1
+    # Weight initialisation, one of INITS. torch: nn.Linear's default (uniform with bound
+    # 1/sqrt(fan_in), biases too). xavier: Glorot-uniform weights, zero biases (the MAML
+    # paper's code).
+    init: str = "torch"
 
 
 @dataclass
@@ -195,10 +199,14 @@ class TrainConfig:
     gamma: float = 0.99  # discount for every advantage, inner and outer
     gae_lambda: float = 1.0  # GAE lambda on the linear feature baseline; 1.0 = Monte Carlo
     eval_every: int = 0  # evaluate on held-out tasks every N iterations; 0 = only at the end
-    # How a batch is sampled, in training and evaluation alike. episodes: episodes_per_task
-    # episodes per task. steps: a budget of episodes_per_task * horizon env steps per task, an
-    # episode that ends early restarting at once, returns averaged over the completed episodes
-    # (rllab's samplers, as in the MAML paper's code).
+    # How a batch is sampled, one of SAMPLINGS. episodes: episodes_per_task episodes per task
+    # (training and evaluation). steps: a budget of episodes_per_task * horizon env steps per
+    # task, its episodes_per_task rows stepped at once, an episode that ends early restarting at
+    # once, returns averaged over the completed episodes (rllab's samplers, as in the MAML
+    # paper's code); evaluation the same with eval.episodes_per_task. sequential: the paper's
+    # training sampler exactly, one row per task running its episodes back to back until the
+    # tasks together have meta_batch_size * episodes_per_task * horizon steps; evaluation as
+    # with steps (the paper's evaluation stepped 40 environments per goal).
     sampling: str = "episodes"
 
 
@@ -246,6 +254,8 @@ class EvaluateConfig:
 
 
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu")
+INITS = ("torch", "xavier")
+SAMPLINGS = ("episodes", "steps", "sequential")
 
 
 def register_configs() -> None:
@@ -323,12 +333,12 @@ def validate(cfg: Config) -> None:
     r(0 <= t.gae_lambda <= 1, "train.gae_lambda", t.gae_lambda, "must be in [0, 1]")
     r(t.eval_every >= 0, "train.eval_every", t.eval_every, "must be >= 0")
     r(
-        t.sampling in ("episodes", "steps"),
+        t.sampling in SAMPLINGS,
         "train.sampling",
         t.sampling,
-        "must be episodes or steps",
+        f"must be one of {', '.join(SAMPLINGS)}",
     )
-    if t.sampling == "steps":
+    if t.sampling != "episodes":
         r(
             get_class(cfg.env._target_).can_restart(),
             "train.sampling",
@@ -349,6 +359,7 @@ def validate(cfg: Config) -> None:
         p.activation,
         f"must be one of {', '.join(ACTIVATIONS)}",
     )
+    r(p.init in INITS, "policy.init", p.init, f"must be one of {', '.join(INITS)}")
     e = cfg.eval
     r(e.num_tasks >= 1, "eval.num_tasks", e.num_tasks, "must be >= 1")
     r(e.episodes_per_task >= 2, "eval.episodes_per_task", e.episodes_per_task, "must be >= 2")

@@ -105,7 +105,7 @@ def write_markdown(
 ) -> None:
     steps = max(len(s["steps"]) for s in summary.values())
     per_step = f"{settings['episodes_per_task']} episodes"
-    if samplings == {"steps"}:
+    if samplings and "episodes" not in samplings:  # steps and sequential evaluate alike
         per_step = f"a budget of {settings['episodes_per_task']} x horizon env steps"
     elif len(samplings) > 1:
         per_step += f" (or their env steps: runs differ in train.sampling, {sorted(samplings)})"

@@ -42,7 +42,7 @@ class Evaluator:
         batched = False
         returns = []
         for k in range(self.cfg.num_steps + 1):
-            traj = self.learner.rollout(self.env, params, batched, rng)
+            traj = self.learner.rollout(self.env, params, batched, rng, training=False)
             returns.append(traj.task_returns())
             if k < self.cfg.num_steps:
                 with torch.no_grad():

@@ -60,15 +60,25 @@ class Experiment:
         family = get_class(cfg.env._target_)
         t = cfg.train
         env_cfg = self.env_config(cfg)
-        self.env = family(env_cfg, t.meta_batch_size, t.episodes_per_task, self.device)
+        # train.sampling=sequential: one row per task runs its episodes back to back
+        rows = 1 if t.sampling == "sequential" else t.episodes_per_task
+        self.env = family(env_cfg, t.meta_batch_size, rows, self.device)
         self.policy = GaussianMLPPolicy(
             self.env.observation_dim,
             self.env.action_dim,
             list(cfg.policy.hidden_sizes),
             cfg.policy.activation,
             cfg.policy.init_log_std,
+            cfg.policy.init,
         ).to(self.device)
-        self.learner = MAML(self.policy, self.inner_config(cfg), t.gamma, t.gae_lambda, t.sampling)
+        self.learner = MAML(
+            self.policy,
+            self.inner_config(cfg),
+            t.gamma,
+            t.gae_lambda,
+            t.sampling,
+            t.episodes_per_task,
+        )
         self.meta_optimizer = get_class(cfg.algorithm._target_)(
             cfg.algorithm, self.learner, cfg.seed
         )

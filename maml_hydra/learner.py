@@ -70,9 +70,11 @@ class MAML:
         gamma: float,
         gae_lambda: float,
         sampling: str = "episodes",
+        episodes_per_task: int | None = None,
     ):
         self.policy = policy
-        self.step_budget = sampling == "steps"  # train.sampling: see sampling.rollout
+        self.sampling = sampling  # train.sampling: see budget()
+        self.episodes_per_task = episodes_per_task  # train.episodes_per_task (sequential's budget)
         self.num_steps = inner.num_steps
         self.lr = inner.lr
         self.first_order = inner.first_order
@@ -174,15 +176,29 @@ class MAML:
 
         return dist
 
-    def rollout(self, env: TaskFamily, params: Params, batched: bool, generator: torch.Generator):
-        return rollout(
-            env,
-            self.sampling_dist(params, batched),
-            generator,
-            self.gamma,
-            self.gae_lambda,
-            self.step_budget,
-        )
+    def budget(self, env: TaskFamily, training: bool) -> tuple[int | None, bool]:
+        """``rollout``'s (budget, pooled) for ``train.sampling``. episodes: no budget. steps: E x
+        horizon env steps per task (E = the family's rows per task). sequential: in training the
+        family has one row per task, and the tasks share ``episodes_per_task x horizon`` steps
+        each, as the paper's training sampler did; in evaluation it is ``steps`` (the paper's
+        evaluation sampled each goal with 40 environments)."""
+        if self.sampling == "episodes":
+            return None, False
+        if self.sampling == "sequential" and training:
+            return self.episodes_per_task * env.horizon, True
+        return env.episodes_per_task * env.horizon, False
+
+    def rollout(
+        self,
+        env: TaskFamily,
+        params: Params,
+        batched: bool,
+        generator: torch.Generator,
+        training: bool = True,
+    ) -> Trajectories:
+        budget, pooled = self.budget(env, training)
+        dist = self.sampling_dist(params, batched)
+        return rollout(env, dist, generator, self.gamma, self.gae_lambda, budget, pooled)
 
     def sample(
         self,

@@ -25,6 +25,7 @@ class GaussianMLPPolicy(nn.Module):
         hidden_sizes: list[int],
         activation: str = "relu",
         init_log_std: float = 0.0,
+        init: str = "torch",
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
@@ -33,6 +34,13 @@ class GaussianMLPPolicy(nn.Module):
             layers += [nn.Linear(last, size), _ACTIVATIONS[activation]()]
             last = size
         layers.append(nn.Linear(last, act_dim))
+        if init == "xavier":  # the MAML paper's code: Glorot-uniform weights, zero biases
+            for layer in layers:
+                if isinstance(layer, nn.Linear):
+                    nn.init.xavier_uniform_(layer.weight)
+                    nn.init.zeros_(layer.bias)
+        elif init != "torch":
+            raise ValueError(f"unknown init {init!r}")
         self.mean = nn.Sequential(*layers)
         self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
 

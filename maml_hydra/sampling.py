@@ -18,7 +18,7 @@ DistFn = Callable[[Tensor], tuple[Tensor, Tensor]]
 
 class Trajectories(NamedTuple):
     """One batch of episodes for T tasks; every field has the task dimension first, so the
-    whole tuple can be vmapped over tasks. A row holds one episode; with ``steps=True`` in
+    whole tuple can be vmapped over tasks. A row holds one episode; with a step ``budget`` in
     ``rollout`` (episodes ending early) each task's episodes lie back to back in one row,
     ``[T, 1, N]``. Rewards are zero wherever ``mask`` is."""
 
@@ -48,21 +48,26 @@ def rollout(
     generator: torch.Generator,
     gamma: float,
     gae_lambda: float,
-    steps: bool = False,
+    budget: int | None = None,
+    pooled: bool = False,
 ) -> Trajectories:
     """Sample every (task, row) at once with stochastic actions a = mean + std * noise (never
     the distribution's mode), then compute advantages.
 
-    ``steps=False``: each row is one episode of at most ``env.horizon`` steps.
-    ``steps=True`` (rllab's samplers, which the MAML paper's code used): each task gets a
-    budget of ``E * horizon`` env steps; an episode that ends restarts in its row, and the
-    task keeps the episodes completed by the step at which its budget is reached (the
-    unfinished ones are dropped). Tasks whose episodes end early thus get more of them. A row
-    never needs more than ``2 * horizon - 1`` steps; without early ends both modes coincide.
+    ``budget=None``: each row is one episode of at most ``env.horizon`` steps.
+    ``budget=B`` (rllab's samplers, which the MAML paper's code used): each task gets a budget
+    of B env steps; an episode that ends restarts in its row, and the task keeps the episodes
+    completed by the step at which its budget is reached (the unfinished ones are dropped).
+    Tasks whose episodes end early thus get more of them. ``pooled=True``: the tasks share
+    their budgets, ``T * B``, and all stop at the step at which they together reach it (the
+    paper's training sampler, one environment per task: build the family with one row per
+    task). A row never needs more than ``ceil(B / E) + horizon - 1`` steps; with ``B = E *
+    horizon`` and no early ends every mode coincides with ``budget=None``.
     """
     num_tasks, episodes = env.batch_size
     horizon, device = env.horizon, env.device
-    length = 2 * horizon - 1 if steps else horizon
+    steps = budget is not None
+    length = -(-budget // episodes) + horizon - 1 if steps else horizon
     obs = env.reset_batch(generator)
     obs_buf = torch.empty(num_tasks, episodes, length, obs.shape[-1], device=device)
     act_buf = torch.empty(num_tasks, episodes, length, env.action_dim, device=device)
@@ -93,7 +98,10 @@ def rollout(
         end = done | (episode_time >= horizon)
         end_buf[:, :, t] = end
         completed += torch.where(end & ~reached[:, None], episode_time, 0).sum(dim=1)
-        newly = ~reached & (completed >= episodes * horizon)
+        if pooled:
+            newly = (completed.sum() >= num_tasks * budget).expand(num_tasks)
+        else:
+            newly = ~reached & (completed >= budget)
         stop = torch.where(newly, t, stop)
         reached |= newly
         if bool(reached.all()):
@@ -124,7 +132,7 @@ def rollout(
 def compact(traj: Trajectories) -> Trajectories:
     """The kept steps of each task moved to the front of one row, ``[T, 1, N]`` with N the
     most kept steps of any task. Once advantages are computed nothing depends on where a step
-    was, and with ``steps=True`` a third or more of ``[T, E, 2H-1]`` can be unkept padding
+    was, and with a step budget a third or more of ``[T, E, 2H-1]`` can be unkept padding
     that the learner and the meta-optimizer would otherwise compute on."""
     num_tasks = traj.mask.shape[0]
     flat_mask = traj.mask.reshape(num_tasks, -1)

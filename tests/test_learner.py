@@ -170,3 +170,19 @@ def test_meta_sgd_adapts_with_its_learned_step_sizes_not_the_given_one():
         for k, g in grads.items():
             expected = params[k] - params[LR_PREFIX + k] * g
             assert torch.allclose(adapted[k][i], expected, atol=1e-6)
+
+
+def test_xavier_init_is_glorot_uniform_with_zero_biases():
+    torch.manual_seed(0)
+    policy = GaussianMLPPolicy(2, 2, [100, 100], "relu", init="xavier")
+    default = GaussianMLPPolicy(2, 2, [100, 100], "relu")
+    layers = [m for m in policy.mean if isinstance(m, torch.nn.Linear)]
+    others = [m for m in default.mean if isinstance(m, torch.nn.Linear)]
+    for layer, other in zip(layers, others, strict=True):
+        fan_out, fan_in = layer.weight.shape
+        bound = (6 / (fan_in + fan_out)) ** 0.5
+        assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.9 * bound
+        assert torch.equal(layer.bias, torch.zeros_like(layer.bias))
+        assert other.bias.abs().max() > 0  # nn.Linear's own init gives biases too
+    with pytest.raises(ValueError, match="unknown init 'glorot'"):
+        GaussianMLPPolicy(2, 2, [8], "relu", init="glorot")

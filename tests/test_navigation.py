@@ -22,7 +22,7 @@ from tests.conftest import ROOT, make_config
 
 def make_env(tasks=2, episodes=3, **kw) -> Navigation2D:
     env = Navigation2D(NavigationConfig(**kw), tasks, episodes)
-    env.set_tasks(torch.tensor([[0.3, -0.2], [-0.45, 0.1]])[:tasks])
+    env.set_tasks(torch.tensor([[0.3, -0.2], [-0.45, 0.1], [0.05, 0.25]])[:tasks])
     return env
 
 
@@ -110,21 +110,27 @@ def homing_policy(env, gain=0.5, std=0.3):
     return lambda obs: ((env.tasks[:, None, :] - obs) / 0.1 * gain, log_std)
 
 
-def reference_step_budget(env, dist_fn, rng, gamma=0.99, lam=0.9):
+def reference_step_budget(env, dist_fn, rng, gamma=0.99, lam=0.9, budget=None, pooled=False):
     """rllab's sampler with one Python list per row: step every row until each task has
-    E * H env steps in completed episodes; a row whose episode ends starts a new one."""
+    ``budget`` (E * H by default) env steps in completed episodes, or with ``pooled`` until the
+    tasks together have T * budget; a row whose episode ends starts a new one."""
     num_tasks, rows = env.batch_size
     horizon = env.horizon
+    budget = budget or rows * horizon
     obs = env.reset_batch(rng)
     running = [[[] for _ in range(rows)] for _ in range(num_tasks)]
     kept = [[] for _ in range(num_tasks)]
     done_steps = [0] * num_tasks
-    while min(done_steps) < rows * horizon:
+
+    def more():
+        return sum(done_steps) < num_tasks * budget if pooled else min(done_steps) < budget
+
+    while more():
         mean, log_std = dist_fn(obs)
         action = mean + torch.randn(mean.shape, generator=rng) * log_std.exp()[:, None, :]
         next_obs, reward, done = env.step_batch(action)
         restart = torch.zeros(num_tasks, rows, dtype=torch.bool)
-        budget_reached = [n >= rows * horizon for n in done_steps]
+        budget_reached = [n >= budget and not pooled for n in done_steps]
         for t in range(num_tasks):
             for e in range(rows):
                 running[t][e].append((obs[t, e], action[t, e], float(reward[t, e])))
@@ -149,10 +155,28 @@ def reference_step_budget(env, dist_fn, rng, gamma=0.99, lam=0.9):
 
 def test_step_budget_sampling_equals_rllabs_sampler_written_as_a_loop():
     env = make_env(tasks=2, episodes=3, horizon=8, goal_tolerance=0.03)
-    fast = rollout(env, homing_policy(env), torch.Generator().manual_seed(3), 0.99, 0.9, True)
+    fast = rollout(env, homing_policy(env), torch.Generator().manual_seed(3), 0.99, 0.9, 3 * 8)
     kept, returns, obs, actions, advantages, mask = reference_step_budget(
         env, homing_policy(env), torch.Generator().manual_seed(3)
     )
+    assert_same_kept_episodes(fast, kept, returns, obs, actions, advantages, mask)
+
+
+def test_pooled_budget_sampling_equals_rllabs_training_sampler_written_as_a_loop():
+    """train.sampling=sequential: one row per task, the tasks share T x E x H env steps."""
+    env = make_env(tasks=3, episodes=1, horizon=8, goal_tolerance=0.03)
+    homing = homing_policy(env, gain=0.3)
+    fast = rollout(env, homing, torch.Generator().manual_seed(4), 0.99, 0.9, 4 * 8, pooled=True)
+    kept, returns, obs, actions, advantages, mask = reference_step_budget(
+        env, homing, torch.Generator().manual_seed(4), budget=4 * 8, pooled=True
+    )
+    assert_same_kept_episodes(fast, kept, returns, obs, actions, advantages, mask)
+    # tasks stop together: some get more than their share of the pooled budget, some less
+    per_task = fast.mask.sum(dim=(1, 2))
+    assert per_task.sum() >= 3 * 4 * 8 and per_task.min() < 4 * 8 < per_task.max()
+
+
+def assert_same_kept_episodes(fast, kept, returns, obs, actions, advantages, mask):
     lengths = [len(ep) for eps in kept for ep in eps]
     assert min(lengths) < 8 and max(lengths) == 8  # both ways of ending occur
     # the kept steps are compacted into one row per task
@@ -160,7 +184,7 @@ def test_step_budget_sampling_equals_rllabs_sampler_written_as_a_loop():
     assert [len(eps) for eps in kept] == fast.ends.sum(dim=(1, 2)).long().tolist()
     assert torch.allclose(fast.task_returns(), returns, atol=1e-5)
     assert fast.mask.sum(dim=(1, 2)).tolist() == mask.sum(dim=(1, 2)).tolist()
-    for t in range(2):  # the same steps with the same advantages, in any order
+    for t in range(len(kept)):  # the same steps with the same advantages, in any order
         got = kept_steps(fast.obs[t], fast.actions[t], fast.advantages[t], fast.mask[t])
         want = kept_steps(obs[t], actions[t], advantages[t], mask[t])
         assert [k for k, _ in got] == [k for k, _ in want]
@@ -178,8 +202,8 @@ def kept_steps(obs, actions, advantages, mask):
 
 def test_step_budget_sampling_without_early_ends_is_episode_sampling():
     env = make_env(tasks=2, episodes=3, horizon=8, goal_tolerance=0.0)
-    a = rollout(env, homing_policy(env), torch.Generator().manual_seed(0), 0.99, 1.0, False)
-    b = rollout(env, homing_policy(env), torch.Generator().manual_seed(0), 0.99, 1.0, True)
+    a = rollout(env, homing_policy(env), torch.Generator().manual_seed(0), 0.99, 1.0)
+    b = rollout(env, homing_policy(env), torch.Generator().manual_seed(0), 0.99, 1.0, 3 * 8)
     for name, x, y in zip(a._fields, a, b, strict=True):
         assert torch.equal(x, y), name
 
@@ -238,3 +262,26 @@ def test_bench_times_both_samplings_from_a_checkpoint(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| episodes | " in result.stdout and "| steps | " in result.stdout
     assert "steps / episodes, seconds per iteration: " in result.stdout
+
+
+def test_sequential_training_runs_one_row_per_task_and_evaluates_like_steps(tmp_path):
+    cfg = make_config(["train.sampling=sequential", "env.goal_tolerance=0.1"])
+    exp = Experiment(cfg, tmp_path)
+    tasks, episodes, horizon = (
+        cfg.train.meta_batch_size,
+        cfg.train.episodes_per_task,
+        cfg.env.horizon,
+    )
+    assert tuple(exp.env.batch_size) == (tasks, 1)
+    metrics = exp.meta_iteration()
+    assert all(math.isfinite(v) for v in metrics.values())
+    batch = exp.learner.sample(exp.env, exp.learner.parameters(), exp.action_rng)
+    for traj in (*batch.supports, batch.query):
+        assert traj.mask.sum() >= tasks * episodes * horizon
+        assert (traj.ends.sum(dim=(1, 2)) > episodes).any()
+    eval_env = exp.evaluator.env
+    assert exp.learner.budget(eval_env, training=False) == (
+        eval_env.episodes_per_task * horizon,
+        False,
+    )
+    assert exp.learner.budget(exp.env, training=True) == (episodes * horizon, True)
