@@ -131,6 +131,11 @@ class TRPOConfig(AlgorithmConfig):
     # adaptation still exact (rllab's subsample_factor, by task); the line search keeps checking
     # the KL on every task.
     fvp_task_fraction: float = 1.0
+    # Also bound the pre-update policy's mean KL(old || new) on the first support batch: the line
+    # search accepts a step only if it is <= this. null = unbounded (the paper: only the adapted
+    # policies' KL is bounded, and a change the inner step undoes can move the pre-update policy
+    # far; train/kl_pre_update shows it). A guard in the line search; CG's Fisher is unchanged.
+    max_kl_pre_update: float | None = None
 
 
 @dataclass
@@ -388,6 +393,12 @@ def validate(cfg: Config) -> None:
             "algorithm.fvp_task_fraction",
             a.fvp_task_fraction,
             "must be in (0, 1]",
+        )
+        r(
+            a.max_kl_pre_update is None or a.max_kl_pre_update > 0,
+            "algorithm.max_kl_pre_update",
+            a.max_kl_pre_update,
+            "must be null or > 0",
         )
         r(a.ls_steps >= 1, "algorithm.ls_steps", a.ls_steps, "must be >= 1")
         r(0 < a.ls_backtrack < 1, "algorithm.ls_backtrack", a.ls_backtrack, "must be in (0, 1)")

@@ -18,7 +18,7 @@ from maml_hydra.config import Config, validate
 from maml_hydra.evaluation import Evaluator, summarize
 from maml_hydra.learner import MAML
 from maml_hydra.logger import RunLogger, Stopwatch, flatten_config, peak_memory
-from maml_hydra.meta_optimizers import mean_kl
+from maml_hydra.meta_optimizers import pre_update_kl
 from maml_hydra.policy import GaussianMLPPolicy
 from maml_hydra.seeding import generator
 from maml_hydra.tasks.base import RunningNormalizer
@@ -206,11 +206,11 @@ class Experiment:
 
     @torch.no_grad()
     def pre_update_kl(self, theta: torch.Tensor, support) -> float:
-        """Mean KL(old || new) of the pre-update policy over the first support batch, old being
-        the policy that sampled it. TRPO bounds only the adapted policies' KL (``train/kl``),
-        so this is where a pre-update policy that runs away shows first."""
-        mean, log_std = self.learner.task_dist(self.learner.layout.unflatten(theta), support.obs)
-        return mean_kl(mean, log_std.expand(support.obs.shape[0], -1), support).item()
+        """Mean KL(old || new) of the pre-update policy over the first support batch. TRPO
+        bounds only the adapted policies' KL (``train/kl``) unless
+        ``algorithm.max_kl_pre_update`` is set, so this is where a pre-update policy that runs
+        away shows first."""
+        return pre_update_kl(self.learner, theta, support).item()
 
     def evaluate(self) -> dict:
         """Returns after 0..eval.num_steps gradient steps on the held-out tasks."""

@@ -61,6 +61,13 @@ def mean_kl(mean: Tensor, log_std: Tensor, query: Trajectories) -> Tensor:
     return (kl * task_weights(query.mask)).sum()
 
 
+def pre_update_kl(learner: MAML, theta: Tensor, support: Trajectories) -> Tensor:
+    """Mean KL(old || new) of the pre-update policy theta over a support batch, old being the
+    policy that sampled it."""
+    mean, log_std = learner.task_dist(learner.layout.unflatten(theta), support.obs)
+    return mean_kl(mean, log_std.expand(support.obs.shape[0], -1), support)
+
+
 def adapted_outputs(learner: MAML, theta: Tensor, batch: MetaBatch):
     """The adapted policies' (mean, log_std) on the query data and the reusable map ``vjp_fn``
     from a cotangent on them to theta, through the (vmapped, second-order unless first_order)
@@ -138,9 +145,11 @@ def line_search(
     max_kl: float,
     steps: int,
     backtrack: float,
+    also: Callable[[Tensor], bool] | None = None,
 ) -> tuple[Tensor, int, Tensor, Tensor]:
     """Backtracking line search: try theta - backtrack^i * full_step for i = 0..steps-1 and
-    accept the first candidate whose loss is finite and lower than before with KL <= max_kl.
+    accept the first candidate whose loss is finite and lower than before with KL <= max_kl
+    (and for which ``also``, a further constraint, holds).
 
     Returns (theta_new, accepted index or -1, loss, kl); on failure theta is returned unchanged.
     """
@@ -149,7 +158,8 @@ def line_search(
         candidate = theta - backtrack**i * full_step
         loss, kl = evaluate(candidate)
         if torch.isfinite(loss) and torch.isfinite(kl) and loss < loss_before and kl <= max_kl:
-            return candidate, i, loss, kl
+            if also is None or also(candidate):
+                return candidate, i, loss, kl
     return theta, -1, loss, kl
 
 
@@ -203,9 +213,24 @@ class TRPO:
         full_step = math.sqrt(2 * cfg.max_kl) * direction / curvature.clamp(min=1e-12).sqrt()
         timings["cg"] = time.perf_counter() - clock
 
+        also = None
+        if cfg.max_kl_pre_update is not None and batch.supports:
+
+            def also(th: Tensor) -> bool:
+                with torch.no_grad():
+                    kl_pre = pre_update_kl(self.learner, th, batch.supports[0])
+                return bool(torch.isfinite(kl_pre)) and kl_pre.item() <= cfg.max_kl_pre_update
+
         clock = time.perf_counter()
         theta_new, accepted, loss_after, kl = line_search(
-            evaluate, theta, full_step, loss_before, cfg.max_kl, cfg.ls_steps, cfg.ls_backtrack
+            evaluate,
+            theta,
+            full_step,
+            loss_before,
+            cfg.max_kl,
+            cfg.ls_steps,
+            cfg.ls_backtrack,
+            also,
         )
         timings["line_search"] = time.perf_counter() - clock
         metrics = {

@@ -57,6 +57,7 @@ def test_every_group_option_composes(group, option):
         ("algorithm.cg_iters=5", ("algorithm.cg_iters", 5)),
         ("algorithm.cg_damping=0.1", ("algorithm.cg_damping", 0.1)),
         ("algorithm.ls_steps=3", ("algorithm.ls_steps", 3)),
+        ("algorithm.max_kl_pre_update=0.02", ("algorithm.max_kl_pre_update", 0.02)),
         ("env.horizon=50", ("env.horizon", 50)),
         ("policy.hidden_sizes=[32,32,32]", ("policy.hidden_sizes", [32, 32, 32])),
         ("policy.activation=tanh", ("policy.activation", "tanh")),
@@ -99,6 +100,7 @@ BAD_VALUES = [
     ("eval.lrs=[]", "eval.lrs=[]"),
     ("env.goal_high=-1", "env.goal_high=-1.0"),
     ("algorithm.fvp_task_fraction=0", "algorithm.fvp_task_fraction=0.0"),
+    ("algorithm.max_kl_pre_update=0", "algorithm.max_kl_pre_update=0.0"),
     ("algorithm.fvp_task_fraction=1.5", "algorithm.fvp_task_fraction=1.5"),
 ]
 

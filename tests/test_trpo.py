@@ -16,6 +16,7 @@ from maml_hydra.meta_optimizers import (
     line_search,
     mean_kl,
     meta_gradient,
+    pre_update_kl,
 )
 from tests.test_learner import build
 
@@ -191,3 +192,31 @@ def test_trpo_step_with_half_the_tasks_in_the_fisher_keeps_the_full_kl_in_the_re
     assert metrics["line_search_failed"] == 0 and kl <= 0.01 + 1e-7
     assert abs(kl.item() - metrics["kl"]) < 1e-6  # the reported KL is the full batch's
     assert metrics["surrogate_after"] < metrics["surrogate_before"]
+
+
+def test_line_search_checks_the_further_constraint_too():
+    theta = torch.tensor([1.0])
+    evaluate = quadratic(torch.zeros(1))
+    near = lambda th: bool(th.item() > 0.2)  # noqa: E731  # only short steps satisfy it
+    new, index, _, _ = line_search(
+        evaluate, theta, torch.tensor([1.0]), evaluate(theta)[0], 1.0, 5, 0.5, near
+    )
+    assert index == 1 and torch.equal(new, torch.tensor([0.5]))  # 0.0 would have been taken
+
+
+def test_trpo_bounds_the_pre_update_kl_when_asked():
+    learner, theta, batch = build(num_steps=1, tasks=4, episodes=8, horizon=10)
+    support = batch.supports[0]
+    free, free_metrics = TRPO(TRPOConfig(max_kl=0.05), learner).step(theta, batch)
+    with torch.no_grad():
+        free_kl = pre_update_kl(learner, free, support).item()
+    bound = free_kl / 4  # the unbounded step breaks this bound
+    cfg = TRPOConfig(max_kl=0.05, max_kl_pre_update=bound)
+    bounded, metrics = TRPO(cfg, learner).step(theta, batch)
+    with torch.no_grad():
+        kl = pre_update_kl(learner, bounded, support).item()
+    assert metrics["line_search_step"] > free_metrics["line_search_step"] >= 0
+    assert metrics["line_search_failed"] == 0 and 0 < kl <= bound
+    assert metrics["surrogate_after"] < metrics["surrogate_before"]
+    # pre_update_kl is the KL of the policy that sampled the support data: zero at theta
+    assert pre_update_kl(learner, theta, support).abs().item() < 1e-6
