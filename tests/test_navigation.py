@@ -235,6 +235,7 @@ def test_the_reproduction_script_trains_and_prints_both_tables(tmp_path):
             "train.episodes_per_task=2",
             "env.horizon=10",
             "policy.hidden_sizes=[8]",
+            "train.eval_every=1",
         ],
         env={**os.environ, "PYTHON": sys.executable, "RUN_DIR": str(run_dir)},
         capture_output=True,
@@ -248,6 +249,28 @@ def test_the_reproduction_script_trains_and_prints_both_tables(tmp_path):
     report = json.loads((run_dir / "eval" / "results.json").read_text())
     np_goals = torch.tensor(next(iter(report["runs"].values()))["tasks"])
     assert np_goals.shape == (40, 2) and abs(float(np_goals[0, 0]) - (-0.082978)) < 1e-5
+    # scripts/seed_table.py reads the run back: the three columns, then their mean over seeds
+    table = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "seed_table.py"), str(run_dir), "--at", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert table.returncode == 0, table.stderr[-3000:]
+    own = json.loads((run_dir / "eval_results.json").read_text())["return_mean"]
+    original = [s["mean"] for s in report["summary"]["maml"]["steps"]]
+    cells = [" / ".join(f"{v:.2f}" for v in values) for values in (own, original)]
+    assert f"| nav | {cells[0]} | {cells[1]} | " in table.stdout
+    assert "| mean ± s.e. of all 1 | " in table.stdout
+    missing = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "seed_table.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode != 0 and missing.stdout == ""
+    expected = f"error: {tmp_path / 'eval_results.json'}: missing (run scripts/reproduce_nav.sh"
+    assert missing.stderr.strip().splitlines() == [f"{expected} to completion)"]
 
 
 def test_bench_times_both_samplings_from_a_checkpoint(tmp_path):
