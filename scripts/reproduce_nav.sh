@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Reproduce the MAML paper's 2D navigation result (Table 4) at the paper's settings:
-# 20 tasks x 20 episodes x horizon 100, inner lr 0.1, one inner step, TRPO max_kl 0.01, 2x100 ReLU,
-# sampled as the paper's code did (train.sampling=steps: a budget of env steps per task, an episode
-# that reaches the goal restarting at once); then 40 held-out tasks adapted with 0..3 gradient
-# steps (0.1 then 0.05, a budget of 40 x 100 env steps per step), twice: on the run's own held-out
-# goals and on the 40 goals of the original evaluation script (numpy seed 1, uniform in the box).
+# 20 tasks x 20 episodes x horizon 100, inner lr 0.1, one inner step, TRPO max_kl 0.01, 2x100 ReLU
+# initialised as in the paper's code (Glorot-uniform weights, zero biases), sampled as the paper's
+# code did (train.sampling=steps: a budget of env steps per task, an episode that reaches the goal
+# restarting at once); then 40 held-out tasks adapted with 0..3 gradient steps (0.1 then 0.05, a
+# budget of 40 x 100 env steps per step), twice: on the run's own held-out goals and on the 40
+# goals of the original evaluation script (numpy seed 1, uniform in the box).
 # Usage: bash scripts/reproduce_nav.sh [ITERATIONS] [extra overrides...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,12 +17,18 @@ start=$(date +%s)
 $PY -m maml_hydra.train env=navigation algorithm=trpo inner=vpg \
   train.iterations="$ITERATIONS" train.meta_batch_size=20 train.episodes_per_task=20 env.horizon=100 \
   inner.lr=0.1 inner.num_steps=1 algorithm.max_kl=0.01 policy.hidden_sizes=[100,100] policy.activation=relu \
-  train.sampling=steps \
+  policy.init=xavier train.sampling=steps \
   eval.num_tasks=40 eval.episodes_per_task=40 eval.num_steps=3 eval.lrs=[0.1,0.05] \
   hydra.run.dir="$RUN_DIR" "$@"
 end=$(date +%s)
+# the same adaptation settings (step sizes, steps, episodes) on the original goals
+EVAL_ARGS=()
+for arg in "$@"; do
+  case "$arg" in eval.lrs=* | eval.num_steps=* | eval.episodes_per_task=*) EVAL_ARGS+=("$arg") ;; esac
+done
 GOALS=$($PY -c "import numpy as np; np.random.seed(1); print(np.random.uniform(-0.5, 0.5, size=(40, 2)).tolist())" | tr -d ' ')
-$PY -m maml_hydra.evaluate "$RUN_DIR" "eval.tasks=$GOALS" include_random=false progress=false >/dev/null
+$PY -m maml_hydra.evaluate "$RUN_DIR" "eval.tasks=$GOALS" ${EVAL_ARGS[@]+"${EVAL_ARGS[@]}"} \
+  include_random=false progress=false >/dev/null
 $PY - "$RUN_DIR" "$((end - start))" <<'PY'
 import json, sys
 run_dir, seconds = sys.argv[1], int(sys.argv[2])

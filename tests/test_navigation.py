@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import torch
+from omegaconf import OmegaConf
 from torchrl.envs.utils import check_env_specs
 
 from maml_hydra.advantages import batch_advantages
@@ -236,6 +237,7 @@ def test_the_reproduction_script_trains_and_prints_both_tables(tmp_path):
             "env.horizon=10",
             "policy.hidden_sizes=[8]",
             "train.eval_every=1",
+            "eval.lrs=[0.2,0.1]",
         ],
         env={**os.environ, "PYTHON": sys.executable, "RUN_DIR": str(run_dir)},
         capture_output=True,
@@ -247,6 +249,9 @@ def test_the_reproduction_script_trains_and_prints_both_tables(tmp_path):
     rows = [line for line in result.stdout.splitlines() if line.startswith("| 3 |")]
     assert len(rows) == 1 and rows[0].endswith("| -3.23 |")
     report = json.loads((run_dir / "eval" / "results.json").read_text())
+    assert report["settings"]["lrs"] == [0.2, 0.1]  # the run's step sizes on the original goals too
+    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    assert cfg.policy.init == "xavier" and cfg.train.sampling == "steps"
     np_goals = torch.tensor(next(iter(report["runs"].values()))["tasks"])
     assert np_goals.shape == (40, 2) and abs(float(np_goals[0, 0]) - (-0.082978)) < 1e-5
     # scripts/seed_table.py reads the run back: the three columns, then their mean over seeds
