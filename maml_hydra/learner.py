@@ -72,6 +72,8 @@ class MAML:
         sampling: str = "episodes",
         episodes_per_task: int | None = None,
     ):
+        if sampling == "sequential" and episodes_per_task is None:
+            raise ValueError("MAML: sampling='sequential' needs episodes_per_task (its budget)")
         self.policy = policy
         self.sampling = sampling  # train.sampling: see budget()
         self.episodes_per_task = episodes_per_task  # train.episodes_per_task (sequential's budget)
