@@ -186,3 +186,10 @@ def test_xavier_init_is_glorot_uniform_with_zero_biases():
         assert other.bias.abs().max() > 0  # nn.Linear's own init gives biases too
     with pytest.raises(ValueError, match="unknown init 'glorot'"):
         GaussianMLPPolicy(2, 2, [8], "relu", init="glorot")
+
+
+def test_sequential_sampling_needs_its_budget():
+    policy = GaussianMLPPolicy(2, 2, [8], "relu")
+    with pytest.raises(ValueError, match="needs episodes_per_task"):
+        MAML(policy, InnerConfig(), 0.99, 1.0, "sequential")
+    assert MAML(policy, InnerConfig(), 0.99, 1.0, "sequential", 4).episodes_per_task == 4
