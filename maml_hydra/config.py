@@ -136,6 +136,14 @@ class TRPOConfig(AlgorithmConfig):
     # policies' KL is bounded, and a change the inner step undoes can move the pre-update policy
     # far; train/kl_pre_update shows it). A guard in the line search; CG's Fisher is unchanged.
     max_kl_pre_update: float | None = None
+    # How CG multiplies by the KL Hessian. gauss_newton: the exact product J^T F J at theta_old
+    # (one reverse graph reused by every CG iteration). finite_difference: rllab's
+    # FiniteDifferenceHvp, (g(theta + e v) - g(theta - e v)) / 2e with g the KL gradient through
+    # the adaptation and e = fd_eps / |theta|, two adaptations and backward passes per product.
+    # The MAML paper's code used it with base_eps = 1 (ConjugateGradientOptimizer passes
+    # num_slices=1 as FiniteDifferenceHvp's first argument), so e is about 0.1 at 2x100.
+    hvp: str = "gauss_newton"  # one of HVPS
+    fd_eps: float = 1.0
 
 
 @dataclass
@@ -261,6 +269,7 @@ class EvaluateConfig:
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu")
 INITS = ("torch", "xavier")
 SAMPLINGS = ("episodes", "steps", "sequential")
+HVPS = ("gauss_newton", "finite_difference")
 
 
 def register_configs() -> None:
@@ -400,6 +409,8 @@ def validate(cfg: Config) -> None:
             a.max_kl_pre_update,
             "must be null or > 0",
         )
+        r(a.hvp in HVPS, "algorithm.hvp", a.hvp, f"must be one of {', '.join(HVPS)}")
+        r(a.fd_eps > 0, "algorithm.fd_eps", a.fd_eps, "must be > 0")
         r(a.ls_steps >= 1, "algorithm.ls_steps", a.ls_steps, "must be >= 1")
         r(0 < a.ls_backtrack < 1, "algorithm.ls_backtrack", a.ls_backtrack, "must be in (0, 1)")
     if isinstance(a, PPOConfig):

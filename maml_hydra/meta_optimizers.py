@@ -137,6 +137,32 @@ def fisher_vector_product(
     return product
 
 
+def finite_difference_hvp(
+    learner: MAML, theta: Tensor, batch: MetaBatch, base_eps: float, damping: float
+) -> Callable[[Tensor], Tensor]:
+    """v -> (g(theta + e v) - g(theta - e v)) / (2 e) + damping v: rllab's FiniteDifferenceHvp,
+    g the gradient of ``mean_kl`` through the adaptation and e = base_eps / |theta|.
+
+    Each product runs the adaptation and its reverse pass twice. With a small base_eps it is the
+    Hessian-vector product up to O(e^2); with the MAML code's base_eps = 1, e |v| is not small and
+    the product also carries the KL's curvature away from theta (see ``TRPOConfig.hvp``).
+    """
+    eps = base_eps / (theta.norm().item() + 1e-8)
+
+    def kl_gradient(th: Tensor) -> Tensor:
+        th = th.detach().requires_grad_()
+        with torch.enable_grad():
+            kl = mean_kl(*learner.query_dist(th, batch), batch.query)
+            (g,) = torch.autograd.grad(kl, th)
+        return g
+
+    def product(v: Tensor) -> Tensor:
+        plus, minus = kl_gradient(theta + eps * v), kl_gradient(theta - eps * v)
+        return (plus - minus) / (2 * eps) + damping * v
+
+    return product
+
+
 def line_search(
     evaluate: Callable[[Tensor], tuple[Tensor, Tensor]],
     theta: Tensor,
@@ -200,16 +226,21 @@ class TRPO:
 
         clock = time.perf_counter()
         tasks = self.fisher_tasks(query.obs.shape[0])
-        if tasks is not None:
-            del outputs, vjp_fn  # the full graph is not needed any more
-            fisher_batch = batch.select(tasks.to(theta.device))
-            outputs, vjp_fn = adapted_outputs(self.learner, theta, fisher_batch)
-            fisher_mask = fisher_batch.query.mask
+        fisher_batch = batch if tasks is None else batch.select(tasks.to(theta.device))
+        if cfg.hvp == "finite_difference":
+            del outputs, vjp_fn  # every product runs its own adaptations
+            hvp = finite_difference_hvp(
+                self.learner, theta, fisher_batch, cfg.fd_eps, cfg.cg_damping
+            )
+            direction, _ = conjugate_gradient(hvp, gradient, cfg.cg_iters)
+            curvature = direction @ hvp(direction)  # not linear in v: one more product, as rllab
         else:
-            fisher_mask = query.mask
-        hvp = fisher_vector_product(vjp_fn, outputs, fisher_mask, cfg.cg_damping)
-        direction, residual = conjugate_gradient(hvp, gradient, cfg.cg_iters)
-        curvature = direction @ (gradient - residual)  # = direction^T (H + damping) direction
+            if tasks is not None:
+                del outputs, vjp_fn  # the full graph is not needed any more
+                outputs, vjp_fn = adapted_outputs(self.learner, theta, fisher_batch)
+            hvp = fisher_vector_product(vjp_fn, outputs, fisher_batch.query.mask, cfg.cg_damping)
+            direction, residual = conjugate_gradient(hvp, gradient, cfg.cg_iters)
+            curvature = direction @ (gradient - residual)  # = direction^T (H + damping) direction
         full_step = math.sqrt(2 * cfg.max_kl) * direction / curvature.clamp(min=1e-12).sqrt()
         timings["cg"] = time.perf_counter() - clock
 

@@ -58,6 +58,8 @@ def test_every_group_option_composes(group, option):
         ("algorithm.cg_damping=0.1", ("algorithm.cg_damping", 0.1)),
         ("algorithm.ls_steps=3", ("algorithm.ls_steps", 3)),
         ("algorithm.max_kl_pre_update=0.02", ("algorithm.max_kl_pre_update", 0.02)),
+        ("algorithm.hvp=finite_difference", ("algorithm.hvp", "finite_difference")),
+        ("algorithm.fd_eps=0.5", ("algorithm.fd_eps", 0.5)),
         ("env.horizon=50", ("env.horizon", 50)),
         ("policy.hidden_sizes=[32,32,32]", ("policy.hidden_sizes", [32, 32, 32])),
         ("policy.activation=tanh", ("policy.activation", "tanh")),
@@ -102,6 +104,8 @@ BAD_VALUES = [
     ("algorithm.fvp_task_fraction=0", "algorithm.fvp_task_fraction=0.0"),
     ("algorithm.max_kl_pre_update=0", "algorithm.max_kl_pre_update=0.0"),
     ("algorithm.fvp_task_fraction=1.5", "algorithm.fvp_task_fraction=1.5"),
+    ("algorithm.hvp=perlmutter", "algorithm.hvp='perlmutter'"),
+    ("algorithm.fd_eps=0", "algorithm.fd_eps=0.0"),
 ]
 
 # keys of the MuJoCo families, checked for each family's schema

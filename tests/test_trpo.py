@@ -12,6 +12,7 @@ from maml_hydra.config import TRPOConfig
 from maml_hydra.meta_optimizers import (
     TRPO,
     conjugate_gradient,
+    finite_difference_hvp,
     fisher_vector_product,
     line_search,
     mean_kl,
@@ -220,3 +221,36 @@ def test_trpo_bounds_the_pre_update_kl_when_asked():
     assert metrics["surrogate_after"] < metrics["surrogate_before"]
     # pre_update_kl is the KL of the policy that sampled the support data: zero at theta
     assert pre_update_kl(learner, theta, support).abs().item() < 1e-6
+
+
+def test_finite_difference_hvp_is_the_fisher_product_for_a_small_eps_and_not_for_rllabs(float64):
+    learner, theta, batch = build(num_steps=1)
+    mean, log_std = learner.query_dist(theta, batch)  # old = the policy at theta: KL(theta) = 0
+    batch = batch._replace(query=batch.query._replace(mean=mean.detach(), log_std=log_std.detach()))
+    _, _, outputs, vjp_fn = meta_gradient(learner, theta, batch)
+    exact = fisher_vector_product(vjp_fn, outputs, batch.query.mask, 0.1)
+    v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(2))
+    small = finite_difference_hvp(learner, theta, batch, 1e-4, 0.1)
+    assert torch.allclose(small(v), exact(v), rtol=1e-5, atol=1e-8)
+    # base_eps = 1 (the MAML code's): e |v| is not small, and the product moves away from H v
+    v = v / v.norm()
+    rllab = finite_difference_hvp(learner, theta, batch, 1.0, 0.1)(v)
+    assert not torch.allclose(rllab, exact(v), rtol=1e-3)
+
+
+def test_trpo_step_with_finite_difference_products(float64):
+    learner, theta, batch = build(num_steps=1, tasks=4, episodes=8, horizon=10)
+    mean, log_std = learner.query_dist(
+        theta, batch
+    )  # sampled by the adapted policies, as in training
+    batch = batch._replace(query=batch.query._replace(mean=mean.detach(), log_std=log_std.detach()))
+    # a well-conditioned system, so that CG does not amplify the O(e^2) difference
+    exact, _ = TRPO(TRPOConfig(max_kl=0.01, cg_damping=0.1), learner).step(theta, batch)
+    cfg = TRPOConfig(max_kl=0.01, cg_damping=0.1, hvp="finite_difference", fd_eps=1e-3)
+    near, _ = TRPO(cfg, learner).step(theta, batch)
+    assert torch.allclose(near, exact, atol=1e-3 * (exact - theta).abs().max().item())
+    cfg = TRPOConfig(max_kl=0.01, hvp="finite_difference", cg_iters=4)
+    new_theta, metrics = TRPO(cfg, learner).step(theta, batch)
+    assert metrics["line_search_failed"] == 0 and metrics["kl"] <= 0.01 + 1e-7
+    assert metrics["surrogate_after"] < metrics["surrogate_before"]
+    assert not torch.allclose(new_theta, exact, atol=1e-3 * (exact - theta).abs().max().item())
