@@ -8,6 +8,9 @@
 # goals of the original evaluation script (numpy seed 1, uniform in the box).
 # Usage: bash scripts/reproduce_nav.sh [ITERATIONS] [extra overrides...]
 set -euo pipefail
+# The whole script is one function, called on its last line: bash parses all of it before any
+# of it runs, so editing this file cannot change or break a reproduction already running.
+main() {
 cd "$(dirname "$0")/.."
 ITERATIONS=${1:-100}
 shift || true
@@ -43,3 +46,5 @@ for k, (m, s) in enumerate(zip(own["return_mean"], own["return_stderr"])):
     print(f"| {k} | {m:.2f} ± {s:.2f} | {g['mean']:.2f} ± {g['stderr']:.2f} | {paper[k] if k < len(paper) else '-'} |")
 print(f"\nrun directory: {run_dir}")
 PY
+}
+main "$@"; exit  # on the line that runs main: nothing after it is read

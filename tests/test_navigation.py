@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -225,12 +226,25 @@ def test_step_budget_training_gives_tasks_that_end_early_more_episodes(tmp_path)
 
 
 def test_the_reproduction_script_trains_and_prints_both_tables(tmp_path):
-    """scripts/reproduce_nav.sh (docs/RESULTS.md), shrunk by later overrides to seconds."""
+    """scripts/reproduce_nav.sh (docs/RESULTS.md), shrunk by later overrides to seconds. It runs
+    from a copy that its first Python call overwrites in place, as an edit during a run would:
+    the run still completes as the script was when it started."""
     run_dir = tmp_path / "nav"
+    script = tmp_path / "copy" / "scripts" / "reproduce_nav.sh"
+    script.parent.mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "reproduce_nav.sh", script)
+    python = tmp_path / "python"
+    python.write_text(
+        "#!/usr/bin/env bash\n"
+        f"if [ ! -e {tmp_path}/edited ]; then touch {tmp_path}/edited\n"
+        f"  yes 'echo EDITED; exit 3' | head -n 400 > {script}; fi\n"
+        f'exec {sys.executable} "$@"\n'
+    )
+    python.chmod(0o755)
     result = subprocess.run(
         [
             "bash",
-            str(ROOT / "scripts" / "reproduce_nav.sh"),
+            str(script),
             "2",
             "train.meta_batch_size=2",
             "train.episodes_per_task=2",
@@ -239,12 +253,13 @@ def test_the_reproduction_script_trains_and_prints_both_tables(tmp_path):
             "train.eval_every=1",
             "eval.lrs=[0.2,0.1]",
         ],
-        env={**os.environ, "PYTHON": sys.executable, "RUN_DIR": str(run_dir)},
+        env={**os.environ, "PYTHON": str(python), "RUN_DIR": str(run_dir)},
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "EDITED" not in result.stdout and script.read_text().startswith("echo EDITED")
     assert "2D navigation, 2 meta-iterations" in result.stdout
     rows = [line for line in result.stdout.splitlines() if line.startswith("| 3 |")]
     assert len(rows) == 1 and rows[0].endswith("| -3.23 |")
