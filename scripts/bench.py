@@ -1,5 +1,6 @@
 """Seconds per MAML meta-iteration and their split, at the MAML paper's 2D-navigation settings
-(20 tasks x 20 episodes x horizon 100, one inner step): TRPO with two policies, and PPO.
+(20 tasks x 20 episodes x horizon 100, one inner step): TRPO with two policies, TRPO with the
+paper's code's finite-difference Hessian-vector products, and PPO.
 
     .venv/bin/python scripts/bench.py [--iterations 5] [--warmup 1] [--device cpu]
 
@@ -41,6 +42,14 @@ SETTINGS = {
     "TRPO, 2x64 tanh, CG 10": (
         ["policy.hidden_sizes=[64,64]", "policy.activation=tanh", "algorithm.cg_iters=10"],
         2.0,
+    ),
+    "TRPO, 2x100 relu, finite-difference HVP": (
+        [
+            "policy.hidden_sizes=[100,100]",
+            "policy.activation=relu",
+            "algorithm.hvp=finite_difference",
+        ],
+        None,
     ),
     "PPO (5 epochs), 2x100 relu": (["algorithm=ppo", "policy.hidden_sizes=[100,100]"], None),
 }
