@@ -267,6 +267,7 @@ def test_the_reproduction_script_trains_and_prints_both_tables(tmp_path):
     assert report["settings"]["lrs"] == [0.2, 0.1]  # the run's step sizes on the original goals too
     cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
     assert cfg.policy.init == "xavier" and cfg.train.sampling == "steps"
+    assert cfg.algorithm.hvp == "finite_difference"
     np_goals = torch.tensor(next(iter(report["runs"].values()))["tasks"])
     assert np_goals.shape == (40, 2) and abs(float(np_goals[0, 0]) - (-0.082978)) < 1e-5
     # scripts/seed_table.py reads the run back: the three columns, then their mean over seeds
