@@ -163,6 +163,16 @@ def finite_difference_hvp(
     return product
 
 
+def trust_region_step(direction: Tensor, curvature: Tensor, max_kl: float) -> Tensor:
+    """The multiple of ``direction`` d whose quadratic KL model 1/2 s^T H s is max_kl, given
+    curvature = d^T H d. A finite-difference H can give a curvature that is not positive; the
+    step is then d itself, as rllab's ConjugateGradientOptimizer falls back to step size 1 (the
+    line search still bounds the true KL)."""
+    if not bool(torch.isfinite(curvature)) or curvature.item() <= 0:
+        return direction
+    return math.sqrt(2 * max_kl) * direction / curvature.clamp(min=1e-12).sqrt()
+
+
 def line_search(
     evaluate: Callable[[Tensor], tuple[Tensor, Tensor]],
     theta: Tensor,
@@ -241,7 +251,7 @@ class TRPO:
             hvp = fisher_vector_product(vjp_fn, outputs, fisher_batch.query.mask, cfg.cg_damping)
             direction, residual = conjugate_gradient(hvp, gradient, cfg.cg_iters)
             curvature = direction @ (gradient - residual)  # = direction^T (H + damping) direction
-        full_step = math.sqrt(2 * cfg.max_kl) * direction / curvature.clamp(min=1e-12).sqrt()
+        full_step = trust_region_step(direction, curvature, cfg.max_kl)
         timings["cg"] = time.perf_counter() - clock
 
         also = None

@@ -18,6 +18,7 @@ from maml_hydra.meta_optimizers import (
     mean_kl,
     meta_gradient,
     pre_update_kl,
+    trust_region_step,
 )
 from tests.test_learner import build
 
@@ -254,3 +255,14 @@ def test_trpo_step_with_finite_difference_products(float64):
     assert metrics["line_search_failed"] == 0 and metrics["kl"] <= 0.01 + 1e-7
     assert metrics["surrogate_after"] < metrics["surrogate_before"]
     assert not torch.allclose(new_theta, exact, atol=1e-3 * (exact - theta).abs().max().item())
+
+
+def test_trust_region_step_meets_the_quadratic_model_and_falls_back_as_rllab():
+    d = torch.tensor([3.0, 4.0])
+    h = torch.diag(torch.tensor([2.0, 0.5]))
+    step = trust_region_step(d, d @ h @ d, 0.01)
+    assert torch.allclose(0.5 * step @ h @ step, torch.tensor(0.01))
+    assert torch.allclose(step / step.norm(), d / d.norm())
+    # a finite-difference curvature that is not positive (or not finite): the direction itself
+    for curvature in (-1.0, 0.0, float("nan")):
+        assert torch.equal(trust_region_step(d, torch.tensor(curvature), 0.01), d)
