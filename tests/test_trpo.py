@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -266,3 +269,51 @@ def test_trust_region_step_meets_the_quadratic_model_and_falls_back_as_rllab():
     # a finite-difference curvature that is not positive (or not finite): the direction itself
     for curvature in (-1.0, 0.0, float("nan")):
         assert torch.equal(trust_region_step(d, torch.tensor(curvature), 0.01), d)
+
+
+def test_hvp_probe_solves_cg_with_both_products_on_a_runs_meta_batch(tmp_path):
+    from maml_hydra.experiment import Experiment
+    from tests.conftest import ROOT, make_config
+
+    run = tmp_path / "run"
+    Experiment(make_config(), run).train()
+    script = ROOT / "scripts" / "hvp_probe.py"
+
+    def probe(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
+
+    result = probe(str(run))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    eps = float(re.search(r"e = fd_eps / \|theta\| = (\S+),", lines[1]).group(1))
+    rows = {
+        cells[0]: cells[1:]
+        for cells in (
+            line.strip("| ").split(" | ")
+            for line in lines
+            if line.startswith("| g") or line.startswith("| f")
+        )
+    }
+    assert list(rows) == ["gauss_newton", "finite_difference"]
+    for name, cells in rows.items():
+        norm, step, own, exact = (float(c) for c in cells[:4])
+        assert step == pytest.approx(eps * norm, rel=1e-2)
+        gains_kls = [tuple(float(x) for x in c.split(" / ")) for c in cells[4:]]
+        assert len(gains_kls) == 4
+        # shrinking the step shrinks the KL
+        assert all(a[1] > b[1] for a, b in zip(gains_kls, gains_kls[1:], strict=False))
+        if name == "gauss_newton":
+            assert own == exact  # its own product is the exact one
+    cosine = float(lines[-1].split(": ")[1])
+    assert -1 <= cosine <= 1
+
+    for bad, message in [
+        ([str(run), "--fd-eps", "0"], "error: algorithm.fd_eps=0.0 is not allowed: must be > 0"),
+        (
+            [str(tmp_path / "nothing")],
+            f"error: {tmp_path / 'nothing'}/checkpoints/last.pt: no checkpoint found",
+        ),
+    ]:
+        refused = probe(*bad)
+        assert refused.returncode == 1 and refused.stdout == ""
+        assert refused.stderr.strip() == message
