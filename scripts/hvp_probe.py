@@ -1,6 +1,7 @@
 """TRPO's two Hessian-vector products (``algorithm.hvp``) compared on one meta-batch of a run.
 
     .venv/bin/python scripts/hvp_probe.py RUN_DIR [--fd-eps 1.0] [--seed 0] [--fresh]
+        [--compare-eps 1 1e-3 1e-5] [--float64] [--activation tanh]
 
 Loads RUN_DIR/checkpoints/last.pt (``--fresh``: the policy the run started from), samples one
 meta-batch of training tasks as a meta-iteration does, and solves CG for the natural-gradient
@@ -8,6 +9,14 @@ direction once with the exact Gauss-Newton product and once with finite differen
 gradient (step fd_eps / |theta|). For each it prints the direction's norm, the finite-difference
 step e |d|, the curvature d^T H d by its own product and by the exact one, and the surrogate gain
 and KL of the first line-search candidates; then the cosine between the two directions.
+
+``--compare-eps``: how far the finite-difference product is from the exact one, |FD v - H v| /
+|H v|, for each fd_eps, on three vectors: the meta-gradient g, the exact CG direction and a
+random vector of g's norm. The exact product treats the policy as smooth; with ReLU the inner
+gradient jumps wherever a unit's pre-activation changes sign, and so does the adapted policy,
+which a finite difference sees and autodiff does not (docs/RESULTS.md). ``--float64`` runs it
+all in double precision, to tell this apart from rounding; ``--activation`` (with ``--fresh``)
+probes another policy nonlinearity.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from maml_hydra.config import ConfigError, validate  # noqa: E402
 from maml_hydra.evaluate import EvaluationError, run_config  # noqa: E402
 from maml_hydra.logger import Stopwatch  # noqa: E402
 from maml_hydra.meta_optimizers import (  # noqa: E402
+    adapted_outputs,
     conjugate_gradient,
     finite_difference_hvp,
     fisher_vector_product,
@@ -40,7 +50,7 @@ from maml_hydra.meta_optimizers import (  # noqa: E402
 CANDIDATES = 4  # line-search candidates shown: backtrack^0 .. backtrack^3
 
 
-def probe(cfg, state, fd_eps: float, fresh: bool) -> None:
+def probe(cfg, state, fd_eps: float, fresh: bool, compare_eps: list[float]) -> None:
     from maml_hydra.experiment import Experiment  # heavy import, only once the input is checked
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -88,6 +98,32 @@ def probe(cfg, state, fd_eps: float, fresh: bool) -> None:
         directions[name] = direction
     a, b = directions.values()
     print(f"\ncosine between the two directions: {(a @ b / (a.norm() * b.norm())).item():.3f}")
+    if compare_eps:
+        compare(learner, theta, batch, gradient, directions["gauss_newton"], compare_eps)
+
+
+def compare(learner, theta, batch, gradient, direction, eps_values: list[float]) -> None:
+    """|FD v - H v| / |H v| per fd_eps on g, the exact CG direction and a random vector."""
+    exact = fisher_vector_product(
+        *adapted_outputs(learner, theta, batch)[::-1], batch.query.mask, 0.0
+    )
+    noise = torch.randn(theta.shape, generator=torch.Generator().manual_seed(0), dtype=theta.dtype)
+    vectors = {
+        "g": gradient,
+        "exact CG direction": direction,
+        "random": noise * gradient.norm() / noise.norm(),
+    }
+    print(
+        "\n| fd_eps | "
+        + " | ".join(f"{name}: \\|FD v - H v\\| / \\|H v\\|" for name in vectors)
+        + " |"
+    )
+    print("|" + "---|" * (1 + len(vectors)))
+    products = {name: exact(v) for name, v in vectors.items()}
+    for eps in eps_values:
+        fd = finite_difference_hvp(learner, theta, batch, eps, 0.0)
+        errors = [(fd(v) - products[n]).norm() / products[n].norm() for n, v in vectors.items()]
+        print(f"| {eps:g} | " + " | ".join(f"{e.item():.3g}" for e in errors) + " |")
 
 
 def main() -> None:
@@ -96,9 +132,19 @@ def main() -> None:
     parser.add_argument("--fd-eps", type=float, default=1.0, help="algorithm.fd_eps")
     parser.add_argument("--seed", type=int, default=None, help="default: the run's")
     parser.add_argument("--fresh", action="store_true", help="the run's initial policy")
+    parser.add_argument("--compare-eps", type=float, nargs="+", default=[], metavar="EPS")
+    parser.add_argument("--float64", action="store_true", help="double precision throughout")
+    parser.add_argument("--activation", default=None, help="policy.activation (with --fresh)")
     args = parser.parse_args()
     try:
+        if args.activation is not None and not args.fresh:
+            raise ConfigError("--activation needs --fresh: a checkpoint holds its own policy")
+        bad = [e for e in args.compare_eps if not e > 0]
+        if bad:
+            raise ConfigError(f"--compare-eps {bad[0]} is not allowed: must be > 0")
         cfg, state = run_config(args.run_dir)
+        if args.activation is not None:
+            cfg = replace(cfg, policy=replace(cfg.policy, activation=args.activation))
         algorithm = replace(cfg.algorithm, hvp="finite_difference", fd_eps=args.fd_eps)
         seed = cfg.seed if args.seed is None else args.seed
         cfg = replace(cfg, algorithm=algorithm, seed=seed, progress=False, resume=None)
@@ -106,7 +152,9 @@ def main() -> None:
         if cfg.algorithm.name != "trpo":
             raise ConfigError(f"{args.run_dir}: algorithm={cfg.algorithm.name}, not trpo")
         print(f"{args.run_dir}: iteration {0 if args.fresh else state['iteration']}, seed {seed}")
-        probe(cfg, state, args.fd_eps, args.fresh)
+        if args.float64:
+            torch.set_default_dtype(torch.float64)
+        probe(cfg, state, args.fd_eps, args.fresh, args.compare_eps)
     except (EvaluationError, CheckpointError, ConfigError) as err:
         sys.exit(f"error: {err}")
 

@@ -307,8 +307,27 @@ def test_hvp_probe_solves_cg_with_both_products_on_a_runs_meta_batch(tmp_path):
     cosine = float(lines[-1].split(": ")[1])
     assert -1 <= cosine <= 1
 
+    # in double precision a small step's finite difference is the exact product (no ReLU kink
+    # is crossed at this size); the paper's step is not
+    result = probe(str(run), "--float64", "--compare-eps", "1", "1e-5")
+    assert result.returncode == 0, result.stderr
+    table = result.stdout.split("cosine between the two directions")[1].splitlines()
+    errors = {
+        row.split(" | ")[0]: [float(c) for c in row.strip("| ").split(" | ")[1:]]
+        for row in table
+        if row.startswith("| 1")
+    }
+    assert list(errors) == ["| 1", "| 1e-05"] and len(errors["| 1e-05"]) == 3
+    assert max(errors["| 1e-05"]) < 1e-5
+    assert max(errors["| 1"]) > 1e-3
+
     for bad, message in [
         ([str(run), "--fd-eps", "0"], "error: algorithm.fd_eps=0.0 is not allowed: must be > 0"),
+        ([str(run), "--compare-eps", "0"], "error: --compare-eps 0.0 is not allowed: must be > 0"),
+        (
+            [str(run), "--activation", "tanh"],
+            "error: --activation needs --fresh: a checkpoint holds its own policy",
+        ),
         (
             [str(tmp_path / "nothing")],
             f"error: {tmp_path / 'nothing'}/checkpoints/last.pt: no checkpoint found",
