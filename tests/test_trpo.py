@@ -6,12 +6,14 @@ import math
 import re
 import subprocess
 import sys
+from itertools import pairwise
 
 import pytest
 import torch
 from torch.func import grad, jvp, vmap
 
 from maml_hydra.config import TRPOConfig
+from maml_hydra.experiment import Experiment
 from maml_hydra.meta_optimizers import (
     TRPO,
     conjugate_gradient,
@@ -23,6 +25,7 @@ from maml_hydra.meta_optimizers import (
     pre_update_kl,
     trust_region_step,
 )
+from tests.conftest import ROOT, make_config
 from tests.test_learner import build
 
 
@@ -272,9 +275,6 @@ def test_trust_region_step_meets_the_quadratic_model_and_falls_back_as_rllab():
 
 
 def test_hvp_probe_solves_cg_with_both_products_on_a_runs_meta_batch(tmp_path):
-    from maml_hydra.experiment import Experiment
-    from tests.conftest import ROOT, make_config
-
     run = tmp_path / "run"
     Experiment(make_config(), run).train()
     script = ROOT / "scripts" / "hvp_probe.py"
@@ -301,7 +301,7 @@ def test_hvp_probe_solves_cg_with_both_products_on_a_runs_meta_batch(tmp_path):
         gains_kls = [tuple(float(x) for x in c.split(" / ")) for c in cells[4:]]
         assert len(gains_kls) == 4
         # shrinking the step shrinks the KL
-        assert all(a[1] > b[1] for a, b in zip(gains_kls, gains_kls[1:], strict=False))
+        assert all(a[1] > b[1] for a, b in pairwise(gains_kls))
         if name == "gauss_newton":
             assert own == exact  # its own product is the exact one
     cosine = float(re.search(r"cosine between the two directions: (\S+)", result.stdout).group(1))
