@@ -1,20 +1,26 @@
-"""Typed configuration: one dataclass schema per Hydra config group, and their validation.
+"""Typed configuration: one dataclass schema per Hydra config group, each checking its own keys.
 
-YAML files under ``conf/`` only choose values; every key is declared (and documented) here.
-Each YAML option binds to its schema explicitly with ``defaults: [base_<group>, _self_]``.
+YAML files under ``conf/`` only choose values that differ from these schemas: every key, its
+default and its rule live here, once. Each YAML option binds to its schema explicitly with
+``defaults: [base_<name>, _self_]``; ``register_configs`` stores every schema subclass under
+that name, so a new family or meta-optimizer needs its schema, its module and its YAML.
+
+Choice lists are Enums: Hydra refuses a value outside them while composing, naming the key.
+This module imports neither torch nor any task family until a check needs one, so that a bad
+value on the command line is refused at once.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import sys
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
-import torch
 from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
-from hydra.utils import get_class
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict, read_write
 
 
@@ -22,26 +28,130 @@ class ConfigError(ValueError):
     """A configuration value that is well-typed but not allowed; the message names the key."""
 
 
-# --------------------------------------------------------------------------------------- env
+# ------------------------------------------------------------------------------- the rules
+def require(ok: bool, key: str, value: Any, rule: str) -> None:
+    """Raise ConfigError ``<key>=<value> is not allowed: <rule>`` unless ``ok``."""
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is not allowed: {rule}")
+
+
+def _short(rows: list) -> str:
+    """Nested lists as one short string for an error message."""
+    text = str([list(row) for row in rows])
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def positive(key: str, value: float | None, optional: bool = False) -> None:
+    """A finite number > 0 (or null where ``optional``)."""
+    if optional and value is None:
+        return
+    require(_finite(value) and value > 0, key, value, "must be > 0" + (" or null" * optional))
+
+
+def at_least(key: str, value: float, low: float) -> None:
+    """A finite number >= low."""
+    require(_finite(value) and value >= low, key, value, f"must be >= {low}")
+
+
+def within(key: str, value: float, low: float, high: float, low_open=False, high_open=False):
+    """A finite number in [low, high], with either end open."""
+    ok = _finite(value) and (value > low if low_open else value >= low)
+    ok = ok and (value < high if high_open else value <= high)
+    brackets = ("(" if low_open else "[") + f"{low}, {high}" + (")" if high_open else "]")
+    require(ok, key, value, f"must be in {brackets}")
+
+
+def _family(target: str) -> type:
+    """The task-family class ``env._target_`` names (imported here, after the cheap checks)."""
+    from hydra.utils import get_class
+
+    from maml_hydra.tasks.base import TaskFamily
+
+    try:
+        family = get_class(target)
+    except Exception:
+        raise ConfigError(
+            f"env._target_={target!r} is not allowed: it does not import "
+            "(is its module on PYTHONPATH?)"
+        ) from None
+    require(
+        isinstance(family, type) and issubclass(family, TaskFamily),
+        "env._target_",
+        target,
+        "must name a maml_hydra.tasks.TaskFamily subclass",
+    )
+    return family
+
+
+# --------------------------------------------------------------------------- choice lists
+class Activation(str, Enum):
+    """Hidden-layer nonlinearities, each named after its ``torch.nn`` module (case aside)."""
+
+    relu = "relu"
+    tanh = "tanh"
+    elu = "elu"
+    gelu = "gelu"
+    silu = "silu"
+
+
+class Init(str, Enum):
+    """Weight initialisation. torch: nn.Linear's default (uniform with bound 1/sqrt(fan_in),
+    biases too). xavier: Glorot-uniform weights, zero biases (the MAML paper's code)."""
+
+    torch = "torch"
+    xavier = "xavier"
+
+
+class Sampling(str, Enum):
+    """How a batch is sampled (``maml_hydra.sampling.SamplingPlan`` turns it into numbers).
+
+    episodes: ``episodes_per_task`` episodes per task. steps: a budget of ``episodes_per_task x
+    horizon`` env steps per task, its rows stepped at once, an episode that ends early restarting
+    at once, returns over the completed episodes (rllab's samplers, as in the MAML paper's code).
+    sequential: the paper's training sampler exactly, one row per task running its episodes back
+    to back until the tasks together have their budget; evaluated as ``steps``."""
+
+    episodes = "episodes"
+    steps = "steps"
+    sequential = "sequential"
+
+
+class HVP(str, Enum):
+    """How TRPO's conjugate gradient multiplies by the KL Hessian (``TRPOConfig.hvp``)."""
+
+    gauss_newton = "gauss_newton"
+    finite_difference = "finite_difference"
+
+
+# ------------------------------------------------------------------------------------ env
 @dataclass
 class EnvConfig:
-    """Common keys of every task family (``env`` group)."""
+    """Common keys of every task family (``env`` group). A family defined outside the package
+    uses this schema directly, with its own settings in ``params``."""
 
-    _target_: str = MISSING  # the task-family class, an EnvBase subclass (see maml_hydra.tasks)
+    _target_: str = MISSING  # the task-family class, a maml_hydra.tasks.TaskFamily subclass
     name: str = MISSING  # short name used in run directories
     horizon: int = 100  # steps per episode
-    oracle: bool = False  # append the task parameters to the observation
+    # Append the task parameters to the observation (what baseline=oracle sets).
+    oracle: bool = False
     normalize_obs: bool = False  # running mean/variance normalisation, saved in checkpoints
     params: dict[str, Any] = field(default_factory=dict)  # settings of a user-defined family
+
+    def check(self, cfg: Config) -> None:
+        at_least("env.horizon", self.horizon, 1)
 
 
 @dataclass
 class NavigationConfig(EnvConfig):
-    """2D point navigation, MAML paper sec. 5.3 (original rllab ``PointEnvRandGoal``)."""
+    """2D point navigation, MAML paper sec. 5.3 (original rllab ``PointEnvRandGoal``): reach a
+    goal from the origin, reward = -Euclidean distance to the goal."""
 
     _target_: str = "maml_hydra.tasks.navigation.Navigation2D"
     name: str = "navigation"
-    horizon: int = 100
     goal_low: float = -0.5  # goals are uniform in [goal_low, goal_high]^2
     goal_high: float = 0.5
     action_bound: float = 0.1  # moves are clipped to [-action_bound, action_bound]^2
@@ -50,29 +160,69 @@ class NavigationConfig(EnvConfig):
     normalized_actions: bool = True
     goal_tolerance: float = 0.01  # episode ends when |dx| and |dy| are both below this
 
+    def check(self, cfg: Config) -> None:
+        super().check(cfg)
+        at_least("env.goal_low", self.goal_low, -math.inf)
+        require(
+            _finite(self.goal_high) and self.goal_low < self.goal_high,
+            "env.goal_high",
+            self.goal_high,
+            f"must be > env.goal_low={self.goal_low}",
+        )
+        positive("env.action_bound", self.action_bound)
+        at_least("env.goal_tolerance", self.goal_tolerance, 0)
+
 
 @dataclass
 class LocomotionConfig(EnvConfig):
     """Common keys of the batched MuJoCo locomotion families (maml_hydra.tasks.locomotion):
     reward = forward(v_x, task) - ctrl_cost |a|^2 + survive_bonus, never terminated early."""
 
-    horizon: int = 200
-    normalize_obs: bool = True
-    ctrl_cost: float = 0.5e-2
+    horizon: int = 200  # dt = 0.05 s per step
+    normalize_obs: bool = True  # updated in training, checkpointed, frozen in evaluation
+    ctrl_cost: float = 0.5e-2  # the MAML paper's code: 0.5e-2 |a|^2 (Ant)
     survive_bonus: float = 0.05
     frame_skip: int = 5  # physics steps per env step (dt = 0.05 s on both models)
     reset_noise: float = 0.1  # gymnasium's reset_noise_scale
     threads: int = 2  # mujoco.rollout worker threads
 
+    def check(self, cfg: Config) -> None:
+        super().check(cfg)
+        at_least("env.frame_skip", self.frame_skip, 1)
+        at_least("env.threads", self.threads, 1)
+        at_least("env.ctrl_cost", self.ctrl_cost, 0)
+        at_least("env.reset_noise", self.reset_noise, 0)
+        at_least("env.survive_bonus", self.survive_bonus, -math.inf)
+
 
 @dataclass
-class AntVelocityConfig(LocomotionConfig):
-    """MuJoCo Ant target velocity (MAML paper sec. 5.3), on gymnasium's Ant-v5 model."""
+class VelocityTasks:
+    """Target-velocity task keys: goal velocities uniform in [goal_low, goal_high]."""
+
+    goal_low: float = 0.0
+    goal_high: float = 3.0
+
+    def check_goals(self) -> None:
+        at_least("env.goal_low", self.goal_low, -math.inf)
+        require(
+            _finite(self.goal_high) and self.goal_low <= self.goal_high,
+            "env.goal_high",
+            self.goal_high,
+            f"must be >= env.goal_low={self.goal_low}",
+        )
+
+
+@dataclass
+class AntVelocityConfig(LocomotionConfig, VelocityTasks):
+    """MuJoCo Ant target velocity (MAML paper sec. 5.3) on gymnasium's Ant-v5 model:
+    reward = -|v_x - v_goal| - 0.5e-2 |a|^2 + 0.05, no contact cost (the original code)."""
 
     _target_: str = "maml_hydra.tasks.locomotion.AntVelocity"
     name: str = "ant"
-    goal_low: float = 0.0  # goal velocities uniform in [goal_low, goal_high]
-    goal_high: float = 3.0
+
+    def check(self, cfg: Config) -> None:
+        super().check(cfg)
+        self.check_goals()
 
 
 @dataclass
@@ -84,7 +234,7 @@ class AntDirectionConfig(LocomotionConfig):
 
 
 @dataclass
-class HalfCheetahVelocityConfig(LocomotionConfig):
+class HalfCheetahVelocityConfig(LocomotionConfig, VelocityTasks):
     """MuJoCo HalfCheetah target velocity (MAML paper sec. 5.3), gymnasium's HalfCheetah-v5
     model; control cost 0.5e-1 |a|^2 and no survive bonus, as in the original code."""
 
@@ -92,8 +242,11 @@ class HalfCheetahVelocityConfig(LocomotionConfig):
     name: str = "halfcheetah_vel"
     ctrl_cost: float = 0.5e-1
     survive_bonus: float = 0.0
-    goal_low: float = 0.0
     goal_high: float = 2.0
+
+    def check(self, cfg: Config) -> None:
+        super().check(cfg)
+        self.check_goals()
 
 
 @dataclass
@@ -106,7 +259,7 @@ class HalfCheetahDirectionConfig(LocomotionConfig):
     survive_bonus: float = 0.0
 
 
-# --------------------------------------------------------------------------------- algorithm
+# ------------------------------------------------------------------------------ algorithm
 @dataclass
 class AlgorithmConfig:
     """Common keys of every meta-optimizer (``algorithm`` group)."""
@@ -114,10 +267,13 @@ class AlgorithmConfig:
     _target_: str = MISSING  # the meta-optimizer class (see maml_hydra.meta_optimizers)
     name: str = MISSING
 
+    def check(self, cfg: Config) -> None:
+        pass
+
 
 @dataclass
 class TRPOConfig(AlgorithmConfig):
-    """TRPO (Schulman et al. 2015) on the MAML objective, as in the MAML paper."""
+    """TRPO (Schulman et al. 2015) on the MAML objective, as in the MAML paper (app. A.2)."""
 
     _target_: str = "maml_hydra.meta_optimizers.TRPO"
     name: str = "trpo"
@@ -142,8 +298,18 @@ class TRPOConfig(AlgorithmConfig):
     # the adaptation and e = fd_eps / |theta|, two adaptations and backward passes per product.
     # The MAML paper's code used it with base_eps = 1 (ConjugateGradientOptimizer passes
     # num_slices=1 as FiniteDifferenceHvp's first argument), so e is about 0.1 at 2x100.
-    hvp: str = "gauss_newton"  # one of HVPS
+    hvp: HVP = HVP.gauss_newton
     fd_eps: float = 1.0
+
+    def check(self, cfg: Config) -> None:
+        positive("algorithm.max_kl", self.max_kl)
+        at_least("algorithm.cg_iters", self.cg_iters, 1)
+        at_least("algorithm.cg_damping", self.cg_damping, 0)
+        within("algorithm.fvp_task_fraction", self.fvp_task_fraction, 0, 1, low_open=True)
+        positive("algorithm.max_kl_pre_update", self.max_kl_pre_update, optional=True)
+        positive("algorithm.fd_eps", self.fd_eps)
+        at_least("algorithm.ls_steps", self.ls_steps, 1)
+        within("algorithm.ls_backtrack", self.ls_backtrack, 0, 1, low_open=True, high_open=True)
 
 
 @dataclass
@@ -156,71 +322,102 @@ class PPOConfig(AlgorithmConfig):
     lr: float = 1e-3  # Adam step size (docs/RESULTS.md: 3e-4 learned too slowly on navigation)
     clip_eps: float = 0.2  # ratio clipped to [1 - clip_eps, 1 + clip_eps]
     epochs: int = 5  # passes over the meta-batch per meta-iteration
-    num_minibatches: int = 1  # minibatches of tasks per epoch
-    entropy_coef: float = 0.0  # entropy bonus weight
+    num_minibatches: int = 1  # minibatches of tasks per epoch, at most train.meta_batch_size
+    entropy_coef: float = 0.0  # entropy bonus weight on the adapted policies
     max_grad_norm: float | None = 0.5  # clip the meta-gradient norm; null = no clipping
     target_kl: float | None = None  # stop the epochs once mean KL(old || new) exceeds it
 
+    def check(self, cfg: Config) -> None:
+        positive("algorithm.lr", self.lr)
+        within("algorithm.clip_eps", self.clip_eps, 0, 1, low_open=True, high_open=True)
+        at_least("algorithm.epochs", self.epochs, 1)
+        batch = cfg.train.meta_batch_size
+        require(
+            1 <= self.num_minibatches <= batch,
+            "algorithm.num_minibatches",
+            self.num_minibatches,
+            f"must be in [1, train.meta_batch_size={batch}]",
+        )
+        at_least("algorithm.entropy_coef", self.entropy_coef, 0)
+        positive("algorithm.max_grad_norm", self.max_grad_norm, optional=True)
+        positive("algorithm.target_kl", self.target_kl, optional=True)
 
-# ------------------------------------------------------------------------------------- inner
+
+# ---------------------------------------------------------------------------------- inner
 @dataclass
 class InnerConfig:
-    """The inner (adaptation) update (``inner`` group)."""
+    """The inner (adaptation) update (``inner`` group): REINFORCE (VPG) steps, Finn et al.
+    2017 eq. (1), each on fresh support data."""
 
     name: str = "vpg"
-    num_steps: int = 1  # gradient steps per task, each on fresh support data; 0 = no adaptation
-    lr: float = 0.1  # inner step size
+    # Gradient steps per task in meta-training; 0 = no adaptation (baseline=pretrained and
+    # baseline=oracle set it).
+    num_steps: int = 1
+    lr: float = 0.1  # inner step size (paper: 0.1); with learn_lr, every step size's start
     first_order: bool = False  # stop gradients through the inner gradient (FOMAML)
-    learn_lr: bool = False  # Meta-SGD: a learned step size per policy parameter, initialised to lr
+    # Meta-SGD (Li et al. 2017): a learned step size per policy parameter, initialised to lr;
+    # the evaluator then adapts with the learned step sizes, not eval.lrs.
+    learn_lr: bool = False
+
+    def check(self, cfg: Config) -> None:
+        at_least("inner.num_steps", self.num_steps, 0)
+        positive("inner.lr", self.lr)
 
 
-# ---------------------------------------------------------------------------------- baseline
+# ------------------------------------------------------------------------------- baseline
 @dataclass
 class BaselineConfig:
     """Which method of the MAML paper's comparison is trained (``baseline`` group). Each option
-    sets what it needs here; the Experiment applies it, so no other override is required."""
+    under ``conf/baseline/`` is a ``# @package _global_`` file that sets, while the config is
+    composed, exactly the keys of the other groups it changes; so the config that is logged,
+    checkpointed and shown in TensorBoard is the one that ran. Only the name lives here."""
 
-    name: str = "maml"
-    meta_train: bool = True  # adapt inside training (MAML); false: train one policy on all tasks
-    oracle: bool = False  # the task parameters are appended to the observation
-    train: bool = True  # false: no training at all, evaluate the initial policy (random init)
-    adapt_at_eval: bool = True  # false: evaluated without gradient steps (the oracle)
+    name: str = "maml"  # maml, pretrained, oracle, random, or a user's own option
+
+    def check(self, cfg: Config) -> None:
+        require(bool(self.name), "baseline.name", self.name, "must be non-empty")
 
 
-# ---------------------------------------------------------------------------- plain sections
+# ------------------------------------------------------------------------- plain sections
 @dataclass
 class PolicyConfig:
     """Gaussian MLP policy with a state-independent log standard deviation."""
 
-    hidden_sizes: list[int] = field(default_factory=lambda: [100, 100])
-    activation: str = "relu"  # one of ACTIVATIONS
+    hidden_sizes: list[int] = field(default_factory=lambda: [100, 100])  # the paper: 2x100
+    activation: Activation = Activation.relu
     init_log_std: float = 0.0  # rllab's init_std=1
-    # Weight initialisation, one of INITS. torch: nn.Linear's default (uniform with bound
-    # 1/sqrt(fan_in), biases too). xavier: Glorot-uniform weights, zero biases (the MAML
-    # paper's code).
-    init: str = "torch"
+    init: Init = Init.torch
+
+    def check(self, cfg: Config) -> None:
+        sizes = list(self.hidden_sizes)
+        require(len(sizes) >= 1, "policy.hidden_sizes", sizes, "must be non-empty")
+        require(all(h >= 1 for h in sizes), "policy.hidden_sizes", sizes, "every size must be >= 1")
+        at_least("policy.init_log_std", self.init_log_std, -math.inf)
 
 
 @dataclass
 class TrainConfig:
     """The meta-training loop."""
 
-    iterations: int = 100  # meta-iterations (one meta-optimizer step each)
+    # Meta-iterations (one meta-optimizer step each); 0 = no training, the initial policy is
+    # checkpointed and evaluated (baseline=random sets it).
+    iterations: int = 100
     meta_batch_size: int = 20  # tasks per meta-iteration, resampled every iteration
     episodes_per_task: int = 20  # episodes per task for each support and query batch
     checkpoint_every: int = 10  # iterations between checkpoints (one is always written at the end)
     gamma: float = 0.99  # discount for every advantage, inner and outer
     gae_lambda: float = 1.0  # GAE lambda on the linear feature baseline; 1.0 = Monte Carlo
     eval_every: int = 0  # evaluate on held-out tasks every N iterations; 0 = only at the end
-    # How a batch is sampled, one of SAMPLINGS. episodes: episodes_per_task episodes per task
-    # (training and evaluation). steps: a budget of episodes_per_task * horizon env steps per
-    # task, its episodes_per_task rows stepped at once, an episode that ends early restarting at
-    # once, returns averaged over the completed episodes (rllab's samplers, as in the MAML
-    # paper's code); evaluation the same with eval.episodes_per_task. sequential: the paper's
-    # training sampler exactly, one row per task running its episodes back to back until the
-    # tasks together have meta_batch_size * episodes_per_task * horizon steps; evaluation as
-    # with steps (the paper's evaluation stepped 40 environments per goal).
-    sampling: str = "episodes"
+    sampling: Sampling = Sampling.episodes  # see Sampling
+
+    def check(self, cfg: Config) -> None:
+        at_least("train.iterations", self.iterations, 0)
+        at_least("train.meta_batch_size", self.meta_batch_size, 1)
+        at_least("train.episodes_per_task", self.episodes_per_task, 2)
+        at_least("train.checkpoint_every", self.checkpoint_every, 1)
+        within("train.gamma", self.gamma, 0, 1, low_open=True)
+        within("train.gae_lambda", self.gae_lambda, 0, 1)
+        at_least("train.eval_every", self.eval_every, 0)
 
 
 @dataclass
@@ -228,13 +425,50 @@ class EvalConfig:
     """Adaptation on held-out tasks (MAML paper: 40 tasks, 40 episodes, 0.1 then 0.05)."""
 
     num_tasks: int = 40
-    episodes_per_task: int = 40
-    num_steps: int = 3  # returns are reported after 0..num_steps gradient steps
+    episodes_per_task: int = 40  # per gradient step (paper: 40 navigation, 20 locomotion)
+    # Returns are reported after 0..num_steps gradient steps; 0 = evaluated as is
+    # (baseline=oracle sets it, and the report then evaluates the run as is too).
+    num_steps: int = 3
     lrs: list[float] = field(default_factory=lambda: [0.1, 0.05])  # step k uses lrs[min(k, -1)]
     seed: int = 1234  # held-out tasks come from their own stream, the same for every run
     # or explicit held-out tasks, num_tasks rows of the family's task parameters (a goal [x, y]
     # for navigation); the actions' noise still comes from seed
     tasks: list[list[float]] | None = None
+
+    def check(self, cfg: Config | None = None) -> None:
+        at_least("eval.num_tasks", self.num_tasks, 1)
+        at_least("eval.episodes_per_task", self.episodes_per_task, 2)
+        at_least("eval.num_steps", self.num_steps, 0)
+        lrs = list(self.lrs)
+        ok = len(lrs) >= 1 and all(_finite(lr) and lr > 0 for lr in lrs)
+        require(ok, "eval.lrs", lrs, "must be a non-empty list of positive step sizes")
+        if self.tasks is not None:
+            ok = all(_finite(x) for task in self.tasks for x in task)
+            require(ok, "eval.tasks", _short(self.tasks), "must hold finite numbers")
+
+    def check_tasks(self, family: type) -> None:
+        """Explicit held-out tasks must fit the family's task parameters."""
+        if self.tasks is None:
+            return
+        rows, dim = self.num_tasks, family.task_dim
+        ok = len(self.tasks) == rows and all(len(task) == dim for task in self.tasks)
+        require(
+            ok,
+            "eval.tasks",
+            _short(self.tasks),
+            f"must be eval.num_tasks={rows} rows of {dim} numbers",
+        )
+
+
+DEVICES = ("cpu", "cuda")
+
+
+def check_device(device: str) -> None:
+    require(device in DEVICES, "device", device, f"must be one of {', '.join(DEVICES)}")
+    if device == "cuda":
+        import torch
+
+        require(torch.cuda.is_available(), "device", device, "no CUDA GPU is visible")
 
 
 @dataclass
@@ -248,10 +482,29 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    seed: int = 0
+    seed: int = 0  # policy init, training tasks and action noise all derive from it
     device: str = "cpu"  # cpu or cuda
     resume: str | None = None  # a run directory to continue from its last checkpoint
     progress: bool = True  # show a progress bar
+
+    def check(self) -> None:
+        """Every section's own rules, then those that need the task family's class."""
+        for section in (self.env, self.algorithm, self.inner, self.baseline):
+            section.check(self)
+        self.policy.check(self)
+        self.train.check(self)
+        self.eval.check(self)
+        check_device(self.device)
+        family = _family(self.env._target_)
+        self.eval.check_tasks(family)
+        if self.train.sampling is not Sampling.episodes:
+            require(
+                family.can_restart(),
+                "train.sampling",
+                Sampling(self.train.sampling).value,
+                f"needs {self.env._target_} to restart episodes that end early (it has no "
+                "_restart)",
+            )
 
 
 @dataclass
@@ -265,26 +518,32 @@ class EvaluateConfig:
     device: str = "cpu"
     progress: bool = True
 
+    def check(self) -> None:
+        self.eval.check()
+        check_device(self.device)
 
-ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu")
-INITS = ("torch", "xavier")
-SAMPLINGS = ("episodes", "steps", "sequential")
-HVPS = ("gauss_newton", "finite_difference")
+
+def validate(cfg: Config | EvaluateConfig) -> None:
+    """Check every key; raise ConfigError naming the first key that is not allowed."""
+    cfg.check()
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [cls, *(s for sub in cls.__subclasses__() for s in _subclasses(sub))]
 
 
 def register_configs() -> None:
-    """Register every schema in Hydra's ConfigStore (idempotent)."""
+    """Store every schema in Hydra's ConfigStore (idempotent): the root schemas, and each group
+    schema and its subclasses as ``base_<name>`` (``base_env`` and ``base_algorithm`` for the
+    bases, used by families defined outside the package)."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     cs.store(name="base_evaluate", node=EvaluateConfig)
-    cs.store(group="env", name="base_env", node=EnvConfig)  # for families defined outside
-    cs.store(group="env", name="base_navigation", node=NavigationConfig)
-    cs.store(group="env", name="base_ant", node=AntVelocityConfig)
-    cs.store(group="env", name="base_ant_dir", node=AntDirectionConfig)
-    cs.store(group="env", name="base_halfcheetah_vel", node=HalfCheetahVelocityConfig)
-    cs.store(group="env", name="base_halfcheetah_dir", node=HalfCheetahDirectionConfig)
-    cs.store(group="algorithm", name="base_trpo", node=TRPOConfig)
-    cs.store(group="algorithm", name="base_ppo", node=PPOConfig)
+    for group, root in (("env", EnvConfig), ("algorithm", AlgorithmConfig)):
+        cs.store(group=group, name=f"base_{group}", node=root)
+        for schema in _subclasses(root):
+            if schema.name != MISSING:
+                cs.store(group=group, name=f"base_{schema.name}", node=schema)
     cs.store(group="inner", name="base_inner", node=InnerConfig)
     cs.store(group="baseline", name="base_baseline", node=BaselineConfig)
 
@@ -298,190 +557,26 @@ if not OmegaConf.has_resolver("or_default"):
     )
 
 
-# ------------------------------------------------------------------------------- validation
-def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}={value!r} is not allowed: {allowed}")
-
-
-def _short(value: list) -> str:
-    """A list as one short line for an error message."""
-    text = str([list(v) for v in value])
-    return text if len(text) <= 60 else f"{text[:57]}..."
-
-
-def _check_family(target: str) -> None:
-    from maml_hydra.tasks.base import TaskFamily
-
-    try:
-        family = get_class(target)
-    except Exception:
-        raise ConfigError(
-            f"env._target_={target!r} is not allowed: it does not import "
-            "(is its module on PYTHONPATH?)"
-        ) from None
-    _require(
-        isinstance(family, type) and issubclass(family, TaskFamily),
-        "env._target_",
-        target,
-        "must name a maml_hydra.tasks.TaskFamily subclass",
-    )
-
-
-def validate(cfg: Config) -> None:
-    """Check cross-field and range constraints; raise ConfigError naming the key on the first."""
-    r = _require
-    r(cfg.device in ("cpu", "cuda"), "device", cfg.device, "must be cpu or cuda")
-    if cfg.device == "cuda":
-        r(torch.cuda.is_available(), "device", cfg.device, "no CUDA GPU is visible")
-    r(cfg.env.horizon >= 1, "env.horizon", cfg.env.horizon, "must be >= 1")
-    _check_family(cfg.env._target_)
-    r(cfg.inner.num_steps >= 0, "inner.num_steps", cfg.inner.num_steps, "must be >= 0")
-    r(cfg.inner.lr > 0, "inner.lr", cfg.inner.lr, "must be > 0")
-    t = cfg.train
-    r(t.iterations >= 1, "train.iterations", t.iterations, "must be >= 1")
-    r(t.meta_batch_size >= 1, "train.meta_batch_size", t.meta_batch_size, "must be >= 1")
-    r(t.episodes_per_task >= 2, "train.episodes_per_task", t.episodes_per_task, "must be >= 2")
-    r(t.checkpoint_every >= 1, "train.checkpoint_every", t.checkpoint_every, "must be >= 1")
-    r(0 < t.gamma <= 1, "train.gamma", t.gamma, "must be in (0, 1]")
-    r(0 <= t.gae_lambda <= 1, "train.gae_lambda", t.gae_lambda, "must be in [0, 1]")
-    r(t.eval_every >= 0, "train.eval_every", t.eval_every, "must be >= 0")
-    r(
-        t.sampling in SAMPLINGS,
-        "train.sampling",
-        t.sampling,
-        f"must be one of {', '.join(SAMPLINGS)}",
-    )
-    if t.sampling != "episodes":
-        r(
-            get_class(cfg.env._target_).can_restart(),
-            "train.sampling",
-            t.sampling,
-            f"needs {cfg.env._target_} to restart episodes that end early (it has no _restart)",
-        )
-    p = cfg.policy
-    r(len(p.hidden_sizes) >= 1, "policy.hidden_sizes", list(p.hidden_sizes), "must be non-empty")
-    r(
-        all(h >= 1 for h in p.hidden_sizes),
-        "policy.hidden_sizes",
-        list(p.hidden_sizes),
-        "every size must be >= 1",
-    )
-    r(
-        p.activation in ACTIVATIONS,
-        "policy.activation",
-        p.activation,
-        f"must be one of {', '.join(ACTIVATIONS)}",
-    )
-    r(p.init in INITS, "policy.init", p.init, f"must be one of {', '.join(INITS)}")
-    e = cfg.eval
-    r(e.num_tasks >= 1, "eval.num_tasks", e.num_tasks, "must be >= 1")
-    r(e.episodes_per_task >= 2, "eval.episodes_per_task", e.episodes_per_task, "must be >= 2")
-    r(e.num_steps >= 0, "eval.num_steps", e.num_steps, "must be >= 0")
-    if e.tasks is not None:
-        task_dim = get_class(cfg.env._target_).task_dim
-        r(
-            len(e.tasks) == e.num_tasks and all(len(task) == task_dim for task in e.tasks),
-            "eval.tasks",
-            _short(e.tasks),
-            f"must be eval.num_tasks={e.num_tasks} rows of {task_dim} numbers",
-        )
-    r(
-        len(e.lrs) >= 1 and all(lr > 0 for lr in e.lrs),
-        "eval.lrs",
-        list(e.lrs),
-        "must be a non-empty list of positive step sizes",
-    )
-    a = cfg.algorithm
-    if isinstance(a, TRPOConfig):
-        r(a.max_kl > 0, "algorithm.max_kl", a.max_kl, "must be > 0")
-        r(a.cg_iters >= 1, "algorithm.cg_iters", a.cg_iters, "must be >= 1")
-        r(a.cg_damping >= 0, "algorithm.cg_damping", a.cg_damping, "must be >= 0")
-        r(
-            0 < a.fvp_task_fraction <= 1,
-            "algorithm.fvp_task_fraction",
-            a.fvp_task_fraction,
-            "must be in (0, 1]",
-        )
-        r(
-            a.max_kl_pre_update is None or a.max_kl_pre_update > 0,
-            "algorithm.max_kl_pre_update",
-            a.max_kl_pre_update,
-            "must be null or > 0",
-        )
-        r(a.hvp in HVPS, "algorithm.hvp", a.hvp, f"must be one of {', '.join(HVPS)}")
-        r(a.fd_eps > 0, "algorithm.fd_eps", a.fd_eps, "must be > 0")
-        r(a.ls_steps >= 1, "algorithm.ls_steps", a.ls_steps, "must be >= 1")
-        r(0 < a.ls_backtrack < 1, "algorithm.ls_backtrack", a.ls_backtrack, "must be in (0, 1)")
-    if isinstance(a, PPOConfig):
-        r(a.lr > 0, "algorithm.lr", a.lr, "must be > 0")
-        r(0 < a.clip_eps < 1, "algorithm.clip_eps", a.clip_eps, "must be in (0, 1)")
-        r(a.epochs >= 1, "algorithm.epochs", a.epochs, "must be >= 1")
-        r(
-            1 <= a.num_minibatches <= t.meta_batch_size,
-            "algorithm.num_minibatches",
-            a.num_minibatches,
-            f"must be in [1, train.meta_batch_size={t.meta_batch_size}]",
-        )
-        r(a.entropy_coef >= 0, "algorithm.entropy_coef", a.entropy_coef, "must be >= 0")
-        r(
-            a.max_grad_norm is None or a.max_grad_norm > 0,
-            "algorithm.max_grad_norm",
-            a.max_grad_norm,
-            "must be > 0 or null",
-        )
-        r(
-            a.target_kl is None or a.target_kl > 0,
-            "algorithm.target_kl",
-            a.target_kl,
-            "must be > 0 or null",
-        )
-    if isinstance(cfg.env, AntVelocityConfig | HalfCheetahVelocityConfig):
-        r(
-            cfg.env.goal_low <= cfg.env.goal_high,
-            "env.goal_high",
-            cfg.env.goal_high,
-            f"must be >= env.goal_low={cfg.env.goal_low}",
-        )
-    if isinstance(cfg.env, LocomotionConfig):
-        n = cfg.env
-        r(n.frame_skip >= 1, "env.frame_skip", n.frame_skip, "must be >= 1")
-        r(n.threads >= 1, "env.threads", n.threads, "must be >= 1")
-        r(n.ctrl_cost >= 0, "env.ctrl_cost", n.ctrl_cost, "must be >= 0")
-        r(n.reset_noise >= 0, "env.reset_noise", n.reset_noise, "must be >= 0")
-    if isinstance(cfg.env, NavigationConfig):
-        n = cfg.env
-        r(
-            n.goal_low < n.goal_high,
-            "env.goal_high",
-            n.goal_high,
-            f"must be > env.goal_low={n.goal_low}",
-        )
-        r(n.action_bound > 0, "env.action_bound", n.action_bound, "must be > 0")
-        r(n.goal_tolerance >= 0, "env.goal_tolerance", n.goal_tolerance, "must be >= 0")
-
-
-def to_config(cfg: DictConfig | Config) -> Config:
-    """Turn a composed DictConfig (with or without its ``hydra`` node) into a validated Config."""
+# --------------------------------------------------------------------------- conversions
+def to_config(cfg: DictConfig | Config, check: bool = True) -> Config:
+    """Turn a composed DictConfig (with or without its ``hydra`` node) into a Config, checked
+    unless ``check`` is false (the Experiment checks what it is given)."""
     if isinstance(cfg, DictConfig):
         if "hydra" in cfg:
             cfg = copy.deepcopy(cfg)
             with read_write(cfg), open_dict(cfg):
                 del cfg["hydra"]
         cfg = OmegaConf.to_object(cfg)
-    validate(cfg)
+    if check:
+        cfg.check()
     return cfg
-
-
-def _subclasses(cls: type) -> list[type]:
-    return [cls, *(s for sub in cls.__subclasses__() for s in _subclasses(sub))]
 
 
 def config_from_yaml(text: str) -> Config:
     """A typed Config from YAML written by ``OmegaConf.to_yaml`` (as in a checkpoint). The
     ``env`` and ``algorithm`` schemas are the subclasses whose ``_target_`` the YAML names; an
     env family defined outside the package uses the base EnvConfig (its settings in params)."""
-    raw = OmegaConf.create(text)
+    raw = _legacy_baseline(OmegaConf.create(text))
     typed = OmegaConf.structured(Config)
     for key, base in (("env", EnvConfig), ("algorithm", AlgorithmConfig)):
         target = raw[key]["_target_"]
@@ -498,47 +593,73 @@ def config_from_yaml(text: str) -> Config:
     return OmegaConf.to_object(OmegaConf.merge(typed, raw))
 
 
+def _legacy_baseline(raw: DictConfig) -> DictConfig:
+    """Checkpoints written before baselines were applied in the config kept the baseline's
+    effects as flags; turn them into the keys that ran."""
+    baseline = raw.get("baseline", {})
+    flags = {
+        k: baseline.pop(k)
+        for k in ("meta_train", "oracle", "train", "adapt_at_eval")
+        if k in baseline
+    }
+    if not flags.get("meta_train", True):
+        raw.inner.num_steps = 0
+    if flags.get("oracle", False):
+        raw.env.oracle = True
+    if not flags.get("adapt_at_eval", True):
+        raw.eval.num_steps = 0
+    if not flags.get("train", True):
+        raw.train.iterations = 0
+    return raw
+
+
+def config_to_yaml(cfg: Config) -> str:
+    """The YAML a checkpoint stores (``config_from_yaml`` reads it back)."""
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+# ----------------------------------------------------------------------------- launchers
+LAUNCHER_POSITIVE = (
+    "timeout_min",
+    "nodes",
+    "tasks_per_node",
+    "cpus_per_task",
+    "gpus_per_node",
+    "mem_gb",
+    "array_parallelism",
+)
+
+
 def validate_launcher(launcher: DictConfig) -> None:
     """Resource values of a submitit launcher (``hydra.launcher``), checked before submission.
     Unknown keys are already refused by the launcher's own schema."""
-    positive = (
-        "timeout_min",
-        "nodes",
-        "tasks_per_node",
-        "cpus_per_task",
-        "gpus_per_node",
-        "mem_gb",
-        "array_parallelism",
-    )
-    for key in positive:
+    for key in LAUNCHER_POSITIVE:
         value = launcher.get(key)
         if value is not None:
-            _require(value >= 1, f"hydra.launcher.{key}", value, "must be >= 1")
+            at_least(f"hydra.launcher.{key}", value, 1)
     for key in ("signal_delay_s", "max_num_timeout"):
         value = launcher.get(key)
         if value is not None:
-            _require(value >= 0, f"hydra.launcher.{key}", value, "must be >= 0")
+            at_least(f"hydra.launcher.{key}", value, 0)
 
 
 class ValidateOnStart(Callback):
-    """Hydra callback: validate before Hydra creates any run directory.
+    """Hydra callback: check the config before Hydra creates any run directory.
 
     ``on_run_start``/``on_multirun_start`` fire before ``run_job`` makes the output folder, so a
-    bad value leaves nothing behind. Swept values are validated again by each job.
+    bad value leaves nothing behind. In a sweep each job's Experiment checks its own values.
     """
 
-    def _check(self, config: DictConfig) -> None:
-        try:
-            to_config(config)
-        except ConfigError as err:
-            sys.exit(f"error: {err}")
-
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check(config)
+        _exit_on_error(lambda: to_config(config))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check(config)
-        try:
-            validate_launcher(config.hydra.launcher)
-        except ConfigError as err:
-            sys.exit(f"error: {err}")
+        _exit_on_error(lambda: to_config(config))
+        _exit_on_error(lambda: validate_launcher(config.hydra.launcher))
+
+
+def _exit_on_error(check) -> None:
+    try:
+        check()
+    except ConfigError as err:
+        sys.exit(f"error: {err}")

@@ -19,8 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from maml_hydra import cli
 from maml_hydra.checkpoint import CheckpointError, load_checkpoint
-from maml_hydra.config import Config, ConfigError, EvaluateConfig, config_from_yaml, validate
+from maml_hydra.config import Config, ConfigError, EvaluateConfig, config_from_yaml
+from maml_hydra.sampling import SamplingPlan
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -59,14 +61,20 @@ def run_config(run: Path) -> tuple[Config, dict]:
 
 
 def evaluate_run(cfg: Config, state: dict | None, run_dir: Path, eval_cfg, device: str) -> dict:
-    """Returns [K+1][tasks] of the run's policy (or a fresh one when ``state`` is None)."""
+    """Returns [K+1][tasks] of the run's policy (or a fresh one when ``state`` is None, with
+    the observation statistics of its own rollouts: ``Experiment.fit_initial_statistics``).
+    The report's held-out settings replace the run's, except that a run evaluated without
+    gradient steps (``eval.num_steps=0``: the oracle) is evaluated as is here too."""
     from maml_hydra.experiment import Experiment  # heavy import, only when evaluating
 
+    if cfg.eval.num_steps == 0:
+        eval_cfg = replace(eval_cfg, num_steps=0)
     cfg = replace(cfg, eval=eval_cfg, device=device, progress=False, resume=None)
-    validate(cfg)
     exp = Experiment(cfg, run_dir)
     if state is not None:
         exp.load_weights(state)
+    else:
+        exp.fit_initial_statistics()
     returns = exp.evaluator.evaluate(exp.learner.parameters())
     return {
         "returns": returns.tolist(),
@@ -75,7 +83,7 @@ def evaluate_run(cfg: Config, state: dict | None, run_dir: Path, eval_cfg, devic
     }
 
 
-def summarize(results: dict) -> dict:
+def summarize_variants(results: dict) -> dict:
     """Per variant and step: mean and standard error over every (seed, task) pair."""
     by_variant: dict[str, list[torch.Tensor]] = {}
     for entry in results["runs"].values():
@@ -101,14 +109,11 @@ def ordered(variants) -> list[str]:
 
 
 def write_markdown(
-    path: Path, summary: dict, settings: dict, env: str, samplings: set[str] = frozenset()
+    path: Path, summary: dict, settings: dict, env: str, per_step: set[str] = frozenset()
 ) -> None:
+    """``per_step``: what one gradient step's batch is, for each run's sampling plan."""
     steps = max(len(s["steps"]) for s in summary.values())
-    per_step = f"{settings['episodes_per_task']} episodes"
-    if samplings and "episodes" not in samplings:  # steps and sequential evaluate alike
-        per_step = f"a budget of {settings['episodes_per_task']} x horizon env steps"
-    elif len(samplings) > 1:
-        per_step += f" (or their env steps: runs differ in train.sampling, {sorted(samplings)})"
+    per_step = " or ".join(sorted(per_step)) or f"{settings['episodes_per_task']} episodes"
     lines = [
         f"# Adaptation on held-out tasks: {env}",
         "",
@@ -214,10 +219,14 @@ def make_report(cfg: EvaluateConfig) -> dict:
     finally:
         bar.close()
 
-    results["summary"] = summarize(results)
+    results["summary"] = summarize_variants(results)
     _write_json(results_path, results)
-    samplings = {c.train.sampling for c, _ in configs.values()}
-    write_markdown(out / "summary.md", results["summary"], settings, env, samplings)
+    episodes = cfg.eval.episodes_per_task
+    per_step = {
+        SamplingPlan.of(c.train.sampling, episodes, c.env.horizon, False).describe(episodes)
+        for c, _ in configs.values()
+    }
+    write_markdown(out / "summary.md", results["summary"], settings, env, per_step)
     plot(out / "adaptation.png", results["summary"], env)
     if problems:
         raise EvaluationError(
@@ -236,6 +245,7 @@ def _write_json(path: Path, data: dict) -> None:
 def _main(cfg: DictConfig) -> None:
     try:
         eval_cfg: EvaluateConfig = OmegaConf.to_object(cfg)
+        eval_cfg.check()
         results = make_report(eval_cfg)
     except (EvaluationError, CheckpointError, ConfigError) as err:
         sys.exit(f"error: {err}")
@@ -249,11 +259,7 @@ def _main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Accept the directory as a plain first argument as well as ``dir=...``."""
-    sys.argv = [
-        sys.argv[0],
-        *(a if "=" in a or a.startswith("-") else f"dir={a}" for a in sys.argv[1:]),
-    ]
-    _main()
+    cli.run(_main, [a if "=" in a or a.startswith("-") else f"dir={a}" for a in sys.argv[1:]])
 
 
 if __name__ == "__main__":

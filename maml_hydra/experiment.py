@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -14,12 +13,13 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from maml_hydra.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from maml_hydra.config import Config, validate
-from maml_hydra.evaluation import Evaluator, summarize
-from maml_hydra.learner import MAML
+from maml_hydra.config import Config, config_to_yaml
+from maml_hydra.evaluator import Evaluator, summarize_returns
+from maml_hydra.learner import MAML, MetaBatch
 from maml_hydra.logger import RunLogger, Stopwatch, flatten_config, peak_memory
 from maml_hydra.meta_optimizers import pre_update_kl
 from maml_hydra.policy import GaussianMLPPolicy
+from maml_hydra.sampling import SamplingPlan
 from maml_hydra.seeding import generator
 from maml_hydra.tasks.base import RunningNormalizer
 
@@ -48,9 +48,9 @@ class Experiment:
     """
 
     def __init__(self, cfg: Config, run_dir: str | Path | None = None) -> None:
-        validate(cfg)
+        cfg.check()
         self.cfg = cfg
-        self._config_yaml = OmegaConf.to_yaml(OmegaConf.structured(cfg))  # saved in checkpoints
+        self._config_yaml = config_to_yaml(cfg)  # saved in checkpoints
         if run_dir is None:
             run_dir = cfg.resume or Path("outputs") / datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
         self.run_dir = Path(run_dir)
@@ -59,10 +59,8 @@ class Experiment:
 
         family = get_class(cfg.env._target_)
         t = cfg.train
-        env_cfg = self.env_config(cfg)
-        # train.sampling=sequential: one row per task runs its episodes back to back
-        rows = 1 if t.sampling == "sequential" else t.episodes_per_task
-        self.env = family(env_cfg, t.meta_batch_size, rows, self.device)
+        self.plan = SamplingPlan.of(t.sampling, t.episodes_per_task, cfg.env.horizon, True)
+        self.env = family(cfg.env, t.meta_batch_size, self.plan.rows, self.device)
         self.policy = GaussianMLPPolicy(
             self.env.observation_dim,
             self.env.action_dim,
@@ -71,22 +69,13 @@ class Experiment:
             cfg.policy.init_log_std,
             cfg.policy.init,
         ).to(self.device)
-        self.learner = MAML(
-            self.policy,
-            self.inner_config(cfg),
-            t.gamma,
-            t.gae_lambda,
-            t.sampling,
-            t.episodes_per_task,
-        )
+        self.learner = MAML(self.policy, cfg.inner, t.gamma, t.gae_lambda)
         self.meta_optimizer = get_class(cfg.algorithm._target_)(
             cfg.algorithm, self.learner, cfg.seed
         )
-        self.evaluator = Evaluator(
-            family, env_cfg, self.eval_config(cfg), self.learner, self.device
-        )
+        self.evaluator = Evaluator(family, cfg.env, cfg.eval, self.learner, self.device, t.sampling)
         self.normalizer = None
-        if env_cfg.normalize_obs:
+        if cfg.env.normalize_obs:
             self.normalizer = RunningNormalizer(self.env.observation_dim, self.device)
             self.env.normalizer, self.env.update_normalizer = self.normalizer, True
             self.evaluator.env.normalizer = self.normalizer  # applied, never updated
@@ -98,25 +87,6 @@ class Experiment:
         self._snapshot: dict | None = None  # state after the last completed iteration
         if cfg.resume:
             self.load_state_dict(load_checkpoint(self.checkpoint_path))
-
-    # ------------------------------------------------------------- baseline settings
-    @staticmethod
-    def env_config(cfg: Config):
-        """The env config with the baseline's oracle observation applied."""
-        return replace(cfg.env, oracle=cfg.env.oracle or cfg.baseline.oracle)
-
-    @staticmethod
-    def inner_config(cfg: Config):
-        """Training without adaptation (pretrained, oracle) is MAML with zero inner steps."""
-        return cfg.inner if cfg.baseline.meta_train else replace(cfg.inner, num_steps=0)
-
-    @staticmethod
-    def eval_config(cfg: Config):
-        return cfg.eval if cfg.baseline.adapt_at_eval else replace(cfg.eval, num_steps=0)
-
-    @property
-    def total_iterations(self) -> int:
-        return self.cfg.train.iterations if self.cfg.baseline.train else 0
 
     # ------------------------------------------------------------------- checkpoints
     @property
@@ -170,15 +140,29 @@ class Experiment:
         return self.checkpoint_path
 
     # ------------------------------------------------------------------------ training
-    def meta_iteration(self) -> dict[str, float]:
-        """Sample tasks, sample support and query data, take one meta-optimizer step."""
-        start = time.perf_counter()
-        watch = Stopwatch()
+    def sample_meta_batch(self, watch: Stopwatch | None = None) -> MetaBatch:
+        """The first half of a meta-iteration: the next training tasks from the task stream,
+        then their support and query data with the current meta-parameters."""
         tasks = self.env.sample_tasks(self.cfg.train.meta_batch_size, self.task_rng)
         self.seen_tasks.append(tasks)
         self.env.set_tasks(tasks)
         theta = self.learner.parameters()
-        batch = self.learner.sample(self.env, theta, self.action_rng, watch)
+        return self.learner.sample(self.env, theta, self.action_rng, self.plan, watch)
+
+    def fit_initial_statistics(self) -> None:
+        """Observation statistics for a policy that is not trained (random init) with
+        ``env.normalize_obs``: those of the initial policy's own rollouts on one meta-batch of
+        training tasks, as a trained run has them after its first sampling, so that it is
+        compared on the same footing and not with raw observations. Parameters are unchanged."""
+        if self.normalizer is not None:
+            self.sample_meta_batch()
+
+    def meta_iteration(self) -> dict[str, float]:
+        """Sample tasks, sample support and query data, take one meta-optimizer step."""
+        start = time.perf_counter()
+        watch = Stopwatch()
+        batch = self.sample_meta_batch(watch)
+        theta = self.learner.parameters()
         theta, opt_metrics = self.meta_optimizer.step(theta, batch)
         self.learner.load_parameters(theta)
         steps = sum(t.num_env_steps for t in batch.supports) + batch.query.num_env_steps
@@ -214,19 +198,21 @@ class Experiment:
 
     def evaluate(self) -> dict:
         """Returns after 0..eval.num_steps gradient steps on the held-out tasks."""
-        return summarize(self.evaluator.evaluate(self.learner.parameters()))
+        return summarize_returns(self.evaluator.evaluate(self.learner.parameters()))
 
     def train(self) -> dict:
         """Meta-train until ``train.iterations``; write TensorBoard, checkpoints and
         ``eval_results.json`` under ``run_dir``; return the final evaluation summary."""
         cfg = self.cfg.train
-        total = self.total_iterations
+        total = cfg.iterations
         logger = RunLogger(self.run_dir, self.cfg, self.iteration, total, self.cfg.progress)
         global _RUNNING
         _RUNNING, self._snapshot = self, self.state_dict()
         try:
-            if total == 0:
-                self.save()  # the untrained policy (random init) is what gets evaluated
+            if total == 0:  # random init: the untrained policy is what gets evaluated
+                self.fit_initial_statistics()
+                self._snapshot = self.state_dict()
+                self.save()
             while self.iteration < total:
                 metrics = self.meta_iteration()
                 self.iteration += 1

@@ -12,7 +12,7 @@ from torch.func import functional_call, grad, vmap
 from maml_hydra.config import InnerConfig
 from maml_hydra.logger import Stopwatch
 from maml_hydra.policy import GaussianMLPPolicy, gaussian_log_prob
-from maml_hydra.sampling import Trajectories, rollout
+from maml_hydra.sampling import SamplingPlan, Trajectories, rollout
 from maml_hydra.tasks.base import TaskFamily
 
 Params = dict[str, Tensor]
@@ -69,14 +69,8 @@ class MAML:
         inner: InnerConfig,
         gamma: float,
         gae_lambda: float,
-        sampling: str = "episodes",
-        episodes_per_task: int | None = None,
     ):
-        if sampling == "sequential" and episodes_per_task is None:
-            raise ValueError("MAML: sampling='sequential' needs episodes_per_task (its budget)")
         self.policy = policy
-        self.sampling = sampling  # train.sampling: see budget()
-        self.episodes_per_task = episodes_per_task  # train.episodes_per_task (sequential's budget)
         self.num_steps = inner.num_steps
         self.lr = inner.lr
         self.first_order = inner.first_order
@@ -178,35 +172,25 @@ class MAML:
 
         return dist
 
-    def budget(self, env: TaskFamily, training: bool) -> tuple[int | None, bool]:
-        """``rollout``'s (budget, pooled) for ``train.sampling``. episodes: no budget. steps: E x
-        horizon env steps per task (E = the family's rows per task). sequential: in training the
-        family has one row per task, and the tasks share ``episodes_per_task x horizon`` steps
-        each, as the paper's training sampler did; in evaluation it is ``steps`` (the paper's
-        evaluation sampled each goal with 40 environments)."""
-        if self.sampling == "episodes":
-            return None, False
-        if self.sampling == "sequential" and training:
-            return self.episodes_per_task * env.horizon, True
-        return env.episodes_per_task * env.horizon, False
-
     def rollout(
         self,
         env: TaskFamily,
         params: Params,
         batched: bool,
         generator: torch.Generator,
-        training: bool = True,
+        plan: SamplingPlan,
     ) -> Trajectories:
-        budget, pooled = self.budget(env, training)
+        """One batch of every task of ``env`` with shared (or, ``batched``, per-task) params;
+        ``plan`` is the sampling plan that ``env`` was built for."""
         dist = self.sampling_dist(params, batched)
-        return rollout(env, dist, generator, self.gamma, self.gae_lambda, budget, pooled)
+        return rollout(env, dist, generator, self.gamma, self.gae_lambda, plan.budget, plan.pooled)
 
     def sample(
         self,
         env: TaskFamily,
         theta: Tensor,
         generator: torch.Generator,
+        plan: SamplingPlan,
         watch: Stopwatch | None = None,
     ) -> MetaBatch:
         """Support batches with theta, theta_1, ..., then the query batch with theta_K."""
@@ -216,11 +200,11 @@ class MAML:
         supports = []
         for _ in range(self.num_steps):
             with watch("sampling"):
-                traj = self.rollout(env, params, batched, generator)
+                traj = self.rollout(env, params, batched, generator, plan)
             supports.append(traj)
             with watch("adaptation"), torch.no_grad():
                 params = self.adapt_step(params, traj, self.lr, batched)
             batched = True
         with watch("sampling"):
-            query = self.rollout(env, params, batched, generator)
+            query = self.rollout(env, params, batched, generator, plan)
         return MetaBatch(tuple(supports), query)

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.func import vjp
 
-from maml_hydra.config import PPOConfig, TRPOConfig
+from maml_hydra.config import HVP, PPOConfig, TRPOConfig
 from maml_hydra.learner import MAML, MetaBatch
 from maml_hydra.policy import gaussian_entropy, gaussian_kl, gaussian_log_prob
 from maml_hydra.sampling import Trajectories
@@ -237,7 +237,7 @@ class TRPO:
         clock = time.perf_counter()
         tasks = self.fisher_tasks(query.obs.shape[0])
         fisher_batch = batch if tasks is None else batch.select(tasks.to(theta.device))
-        if cfg.hvp == "finite_difference":
+        if cfg.hvp == HVP.finite_difference:
             del outputs, vjp_fn  # every product runs its own adaptations
             hvp = finite_difference_hvp(
                 self.learner, theta, fisher_batch, cfg.fd_eps, cfg.cg_damping

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from enum import Enum
 
 import torch
 from torch import Tensor, nn
 
-_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU}
+from maml_hydra.config import Activation, Init
 
 
 class GaussianMLPPolicy(nn.Module):
@@ -23,29 +24,38 @@ class GaussianMLPPolicy(nn.Module):
         obs_dim: int,
         act_dim: int,
         hidden_sizes: list[int],
-        activation: str = "relu",
+        activation: Activation | str = Activation.relu,
         init_log_std: float = 0.0,
-        init: str = "torch",
+        init: Init | str = Init.torch,
     ) -> None:
         super().__init__()
+        nonlinearity = _module(Activation[_name(activation)])
         layers: list[nn.Module] = []
         last = obs_dim
         for size in hidden_sizes:
-            layers += [nn.Linear(last, size), _ACTIVATIONS[activation]()]
+            layers += [nn.Linear(last, size), nonlinearity()]
             last = size
         layers.append(nn.Linear(last, act_dim))
-        if init == "xavier":  # the MAML paper's code: Glorot-uniform weights, zero biases
+        if Init[_name(init)] is Init.xavier:  # the paper's code: Glorot-uniform, zero biases
             for layer in layers:
                 if isinstance(layer, nn.Linear):
                     nn.init.xavier_uniform_(layer.weight)
                     nn.init.zeros_(layer.bias)
-        elif init != "torch":
-            raise ValueError(f"unknown init {init!r}")
         self.mean = nn.Sequential(*layers)
         self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         return self.mean(obs), self.log_std
+
+
+def _name(choice: Enum | str) -> str:
+    """An Enum member's name, or the name itself (a config built without OmegaConf)."""
+    return choice.name if isinstance(choice, Enum) else choice
+
+
+def _module(activation: Activation) -> type[nn.Module]:
+    """The ``torch.nn`` module an Activation is named after."""
+    return next(getattr(nn, n) for n in dir(nn) if n.lower() == activation.value)
 
 
 def gaussian_log_prob(mean: Tensor, log_std: Tensor, actions: Tensor) -> Tensor:

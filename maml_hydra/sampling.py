@@ -9,11 +9,40 @@ import torch
 from torch import Tensor
 
 from maml_hydra.advantages import batch_advantages, episode_layout, last_steps
+from maml_hydra.config import Sampling
 from maml_hydra.policy import gaussian_log_prob
 from maml_hydra.tasks.base import TaskFamily
 
 # obs [T, E, D] -> (mean [T, E, A], log_std [T, A])
 DistFn = Callable[[Tensor], tuple[Tensor, Tensor]]
+
+
+class SamplingPlan(NamedTuple):
+    """``train.sampling`` decided once, as numbers: a family of ``rows`` rows per task, and
+    ``rollout``'s step ``budget`` per task (None: one episode per row) and ``pooled``."""
+
+    rows: int
+    budget: int | None = None
+    pooled: bool = False
+
+    @classmethod
+    def of(cls, sampling: Sampling | str, episodes: int, horizon: int, training: bool):
+        """episodes: ``episodes`` rows, one episode each. steps: ``episodes`` rows sharing a
+        budget of ``episodes x horizon`` env steps per task. sequential: in training one row per
+        task, the tasks together having their budgets (the paper's training sampler); in
+        evaluation as ``steps`` (the paper's evaluation stepped 40 environments per goal)."""
+        sampling = Sampling(sampling)
+        if sampling is Sampling.episodes:
+            return cls(episodes)
+        if sampling is Sampling.sequential and training:
+            return cls(1, episodes * horizon, pooled=True)
+        return cls(episodes, episodes * horizon)
+
+    def describe(self, episodes: int) -> str:
+        """What one batch of a task is, for a report."""
+        if self.budget is None:
+            return f"{episodes} episodes"
+        return f"a budget of {episodes} x horizon env steps"
 
 
 class Trajectories(NamedTuple):

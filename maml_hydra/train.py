@@ -11,18 +11,20 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from maml_hydra.checkpoint import CheckpointError
+from maml_hydra import cli
 from maml_hydra.config import ConfigError, to_config
-from maml_hydra.experiment import Experiment
 
 log = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    from maml_hydra.checkpoint import CheckpointError  # torch: only once the config composed
+    from maml_hydra.experiment import Experiment
+
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        config = to_config(cfg)
+        config = to_config(cfg, check=False)  # the Experiment checks it
         if config.resume is None and (run_dir / "checkpoints" / "last.pt").is_file():
             # A run directory that already holds a checkpoint is continued, never overwritten:
             # this is how a requeued SLURM job picks up where it was preempted.
@@ -34,4 +36,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -97,7 +97,7 @@ def bench_ant(device: str, fractions: list[float]) -> None:
     params = learner.layout.unflatten(learner.parameters())
     steps = 40 * 20 * cfg.env.horizon
     start = time.perf_counter()
-    learner.rollout(env, params, False, exp.action_rng)
+    learner.rollout(env, params, False, exp.action_rng, exp.plan)
     project = steps / (time.perf_counter() - start)
 
     model, n = env.model, env.num_envs
@@ -196,10 +196,7 @@ def main() -> None:
         rate = t["env_steps_per_second"]
         goal = f"{target:.1f} | {t['iteration'] / target:.2f}" if target else "- | -"
         print(f"| {name} | {cells} | {rate:,.0f} | {goal} |")
-    print("\nFor comparison, quoted in the issue and not measured here: pytorch-maml-rl 12.5 s")
-    print(
-        "at 2x64 tanh, a torchrl-based MAML-RL about 150 s per iteration on this kind of machine."
-    )
+    print("\nPeers are timed side by side in one run: bash ../shared/peers/side_by_side.sh")
 
 
 if __name__ == "__main__":

@@ -33,9 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from maml_hydra.checkpoint import CheckpointError  # noqa: E402
-from maml_hydra.config import ConfigError, validate  # noqa: E402
+from maml_hydra.config import ConfigError  # noqa: E402
 from maml_hydra.evaluate import EvaluationError, run_config  # noqa: E402
-from maml_hydra.logger import Stopwatch  # noqa: E402
 from maml_hydra.meta_optimizers import (  # noqa: E402
     conjugate_gradient,
     finite_difference_hvp,
@@ -56,9 +55,8 @@ def probe(cfg, state, fd_eps: float, fresh: bool, compare_eps: list[float]) -> N
         exp = Experiment(cfg, scratch)
         if not fresh:
             exp.load_weights(state)
-        exp.env.set_tasks(exp.env.sample_tasks(cfg.train.meta_batch_size, exp.task_rng))
+        batch = exp.sample_meta_batch()
         learner, theta, alg = exp.learner, exp.learner.parameters(), cfg.algorithm
-        batch = learner.sample(exp.env, theta, exp.action_rng, Stopwatch())
     loss, gradient, outputs, vjp_fn = meta_gradient(learner, theta, batch)
     exact = fisher_vector_product(vjp_fn, outputs, batch.query.mask, alg.cg_damping)
     products = {
@@ -146,7 +144,7 @@ def main() -> None:
         algorithm = replace(cfg.algorithm, hvp="finite_difference", fd_eps=args.fd_eps)
         seed = cfg.seed if args.seed is None else args.seed
         cfg = replace(cfg, algorithm=algorithm, seed=seed, progress=False, resume=None)
-        validate(cfg)
+        cfg.check()
         if cfg.algorithm.name != "trpo":
             raise ConfigError(f"{args.run_dir}: algorithm={cfg.algorithm.name}, not trpo")
         print(f"{args.run_dir}: iteration {0 if args.fresh else state['iteration']}, seed {seed}")

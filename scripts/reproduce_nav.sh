@@ -1,13 +1,8 @@
 #!/usr/bin/env bash
-# Reproduce the MAML paper's 2D navigation result (Table 4) at the paper's settings:
-# 20 tasks x 20 episodes x horizon 100, inner lr 0.1, one inner step, TRPO max_kl 0.01, 2x100 ReLU
-# initialised as in the paper's code (Glorot-uniform weights, zero biases), sampled as the paper's
-# code did (train.sampling=steps: a budget of env steps per task, an episode that reaches the goal
-# restarting at once), and with the Hessian-vector products of the paper's code (finite
-# differences, algorithm.hvp=finite_difference); then 40 held-out tasks adapted with 0..3
-# gradient steps (0.1 then 0.05, a budget of 40 x 100 env steps per step), twice: on the run's
-# own held-out goals and on the 40 goals of the original evaluation script (numpy seed 1,
-# uniform in the box).
+# Reproduce the MAML paper's 2D navigation result (Table 4): `experiment=reproduce_nav`
+# (conf/experiment/reproduce_nav.yaml holds and explains the settings), then 40 held-out tasks
+# adapted with 0..3 gradient steps twice: on the run's own held-out goals and on the 40 goals of
+# the original evaluation script (numpy seed 1, uniform in the box).
 # Usage: bash scripts/reproduce_nav.sh [ITERATIONS] [extra overrides...]
 set -euo pipefail
 # The whole script is one function, called on its last line: bash parses all of it before any
@@ -19,11 +14,7 @@ shift || true
 PY=${PYTHON:-.venv/bin/python}
 RUN_DIR=${RUN_DIR:-outputs/reproduce_nav/$(date +%Y-%m-%d_%H-%M-%S)}
 start=$(date +%s)
-$PY -m maml_hydra.train env=navigation algorithm=trpo inner=vpg \
-  train.iterations="$ITERATIONS" train.meta_batch_size=20 train.episodes_per_task=20 env.horizon=100 \
-  inner.lr=0.1 inner.num_steps=1 algorithm.max_kl=0.01 policy.hidden_sizes=[100,100] policy.activation=relu \
-  policy.init=xavier train.sampling=steps algorithm.hvp=finite_difference \
-  eval.num_tasks=40 eval.episodes_per_task=40 eval.num_steps=3 eval.lrs=[0.1,0.05] \
+$PY -m maml_hydra.train experiment=reproduce_nav train.iterations="$ITERATIONS" \
   hydra.run.dir="$RUN_DIR" "$@"
 end=$(date +%s)
 # the same adaptation settings (step sizes, steps, episodes) on the original goals

@@ -21,7 +21,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from maml_hydra.evaluation import paired_gain  # noqa: E402
+from maml_hydra.evaluator import paired_gain  # noqa: E402
 
 
 def curves(run_dir: Path) -> dict[str, list[float]]:

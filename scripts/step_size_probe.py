@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from maml_hydra.checkpoint import CheckpointError  # noqa: E402
-from maml_hydra.config import ConfigError, validate  # noqa: E402
+from maml_hydra.config import ConfigError  # noqa: E402
 from maml_hydra.evaluate import EvaluationError, evaluate_run, run_config  # noqa: E402
-from maml_hydra.evaluation import paired_gain  # noqa: E402
+from maml_hydra.evaluator import paired_gain  # noqa: E402
 
 
 def main() -> None:
@@ -48,7 +48,7 @@ def main() -> None:
             base = replace(base, episodes_per_task=args.episodes)
         cfg = replace(cfg, train=train, device=args.device)
         for lr in args.lrs:  # every setting is checked before anything is printed
-            validate(replace(cfg, eval=replace(base, lrs=[lr])))
+            replace(cfg, eval=replace(base, lrs=[lr])).check()
         print(
             f"{args.run_dir}: iteration {state['iteration']}, {base.num_tasks} held-out tasks x "
             f"{base.episodes_per_task} episodes, gae_lambda {cfg.train.gae_lambda}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ValidationError
 
 from maml_hydra.config import (
     Config,
@@ -83,28 +85,30 @@ BAD_VALUES = [
     ("inner.lr=0", "inner.lr=0.0"),
     ("inner.lr=-0.5", "inner.lr=-0.5"),
     ("train.meta_batch_size=0", "train.meta_batch_size=0"),
-    ("train.iterations=0", "train.iterations=0"),
     ("train.episodes_per_task=1", "train.episodes_per_task=1"),
     ("train.checkpoint_every=0", "train.checkpoint_every=0"),
     ("train.gamma=1.5", "train.gamma=1.5"),
-    ("train.sampling=trajectories", "train.sampling='trajectories'"),
     ("eval.tasks=[[0.1,0.2]]", "eval.tasks='[[0.1, 0.2]]'"),  # TINY has eval.num_tasks=3
     ("eval.tasks=[[0.1],[0.2],[0.3]]", "eval.tasks='[[0.1], [0.2], [0.3]]'"),  # goals are 2-d
     ("env.horizon=0", "env.horizon=0"),
     ("policy.hidden_sizes=[]", "policy.hidden_sizes=[]"),
     ("policy.hidden_sizes=[16,0]", "policy.hidden_sizes=[16, 0]"),
-    ("policy.activation=sigmoidal", "policy.activation='sigmoidal'"),
-    ("policy.init=glorot", "policy.init='glorot'"),
     ("algorithm.max_kl=0", "algorithm.max_kl=0.0"),
     ("algorithm.cg_iters=0", "algorithm.cg_iters=0"),
     ("algorithm.ls_backtrack=1.0", "algorithm.ls_backtrack=1.0"),
     ("device=tpu", "device='tpu'"),
     ("eval.lrs=[]", "eval.lrs=[]"),
+    ("train.iterations=-1", "train.iterations=-1"),
+    ("inner.lr=inf", "inner.lr=inf"),
+    ("algorithm.max_kl=inf", "algorithm.max_kl=inf"),
+    ("algorithm.max_kl=nan", "algorithm.max_kl=nan"),
+    ("eval.lrs=[inf]", "eval.lrs=[inf]"),
+    ("eval.tasks=[[0.1,nan],[0.0,0.0],[0.0,0.0]]", "eval.tasks='[[0.1, nan], [0.0, 0.0], [0.0, 0.0]]'"),
+    ("env.goal_high=inf", "env.goal_high=inf"),
     ("env.goal_high=-1", "env.goal_high=-1.0"),
     ("algorithm.fvp_task_fraction=0", "algorithm.fvp_task_fraction=0.0"),
     ("algorithm.max_kl_pre_update=0", "algorithm.max_kl_pre_update=0.0"),
     ("algorithm.fvp_task_fraction=1.5", "algorithm.fvp_task_fraction=1.5"),
-    ("algorithm.hvp=perlmutter", "algorithm.hvp='perlmutter'"),
     ("algorithm.fd_eps=0", "algorithm.fd_eps=0.0"),
 ]
 
@@ -117,6 +121,24 @@ BAD_LOCOMOTION = [
     (["env=halfcheetah_vel", "env.ctrl_cost=-1"], "env.ctrl_cost=-1.0"),
     (["env=ant", "env.reset_noise=-0.1"], "env.reset_noise=-0.1"),
 ]
+
+
+# choice lists are Enums: Hydra refuses a value outside them while composing, naming the key
+BAD_CHOICES = [
+    ("train.sampling=trajectories", "train.sampling"),
+    ("policy.activation=sigmoidal", "policy.activation"),
+    ("policy.init=glorot", "policy.init"),
+    ("algorithm.hvp=perlmutter", "algorithm.hvp"),
+]
+
+
+@pytest.mark.parametrize("override,key", BAD_CHOICES)
+def test_bad_choices_are_refused_while_composing(override, key):
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_config([override])
+    cause = err.value.__cause__
+    assert isinstance(cause, ValidationError)
+    assert cause.full_key == key and "expected one of" in str(cause)
 
 
 @pytest.mark.parametrize("overrides,message", BAD_LOCOMOTION)

@@ -77,7 +77,7 @@ def test_train_writes_tensorboard_checkpoint_and_evaluation(tmp_path):
 def test_pre_update_kl_is_the_kl_of_the_sampling_policy_to_the_new_one(tmp_path):
     exp = Experiment(make_config(), tmp_path)
     theta = exp.learner.parameters()
-    support = exp.learner.sample(exp.env, theta, exp.action_rng).supports[0]
+    support = exp.sample_meta_batch().supports[0]
     assert exp.pre_update_kl(theta, support) == 0.0
     moved = theta + 0.05 * torch.randn(theta.shape, generator=torch.Generator().manual_seed(0))
     exp.learner.load_parameters(moved)

@@ -6,10 +6,11 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from maml_hydra.config import InnerConfig, NavigationConfig
+from maml_hydra.config import Activation, InnerConfig, NavigationConfig
 from maml_hydra.learner import LR_PREFIX, MAML, MetaBatch
 from maml_hydra.meta_optimizers import meta_gradient, surrogate_loss
 from maml_hydra.policy import GaussianMLPPolicy, gaussian_log_prob
+from maml_hydra.sampling import SamplingPlan
 from maml_hydra.tasks.navigation import Navigation2D
 
 
@@ -24,7 +25,7 @@ def build(num_steps=1, first_order=False, tasks=3, episodes=4, horizon=8, seed=0
     if learn_lr:  # distinct step sizes, so that using the wrong one shows
         learner.inner_lrs = {k: v * (1 + torch.rand_like(v)) for k, v in learner.inner_lrs.items()}
     theta = learner.parameters()
-    return learner, theta, learner.sample(env, theta, gen)
+    return learner, theta, learner.sample(env, theta, gen, SamplingPlan(episodes))
 
 
 def task_slice(batch: MetaBatch, i: int) -> MetaBatch:
@@ -184,12 +185,18 @@ def test_xavier_init_is_glorot_uniform_with_zero_biases():
         assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.9 * bound
         assert torch.equal(layer.bias, torch.zeros_like(layer.bias))
         assert other.bias.abs().max() > 0  # nn.Linear's own init gives biases too
-    with pytest.raises(ValueError, match="unknown init 'glorot'"):
+    with pytest.raises(KeyError, match="glorot"):
         GaussianMLPPolicy(2, 2, [8], "relu", init="glorot")
 
 
-def test_sequential_sampling_needs_its_budget():
-    policy = GaussianMLPPolicy(2, 2, [8], "relu")
-    with pytest.raises(ValueError, match="needs episodes_per_task"):
-        MAML(policy, InnerConfig(), 0.99, 1.0, "sequential")
-    assert MAML(policy, InnerConfig(), 0.99, 1.0, "sequential", 4).episodes_per_task == 4
+@pytest.mark.parametrize("name", [a.name for a in Activation])
+def test_every_activation_choice_builds_its_torch_module(name):
+    policy = GaussianMLPPolicy(2, 2, [8], name)
+    assert type(policy.mean[1]).__name__.lower() == name
+
+
+def test_sampling_plans_decide_rows_and_budgets_once():
+    assert SamplingPlan.of("episodes", 4, 10, training=True) == SamplingPlan(4)
+    assert SamplingPlan.of("steps", 4, 10, training=True) == SamplingPlan(4, 40)
+    assert SamplingPlan.of("sequential", 4, 10, training=True) == SamplingPlan(1, 40, True)
+    assert SamplingPlan.of("sequential", 6, 10, training=False) == SamplingPlan(6, 60)

@@ -215,7 +215,7 @@ def test_step_budget_training_gives_tasks_that_end_early_more_episodes(tmp_path)
     exp = Experiment(cfg, tmp_path)
     metrics = exp.meta_iteration()
     assert all(math.isfinite(v) for v in metrics.values())
-    batch = exp.learner.sample(exp.env, exp.learner.parameters(), exp.action_rng)
+    batch = exp.sample_meta_batch()
     for traj in (*batch.supports, batch.query):
         episodes = traj.ends.sum(dim=(1, 2))
         assert (episodes > cfg.train.episodes_per_task).any()
@@ -319,13 +319,10 @@ def test_sequential_training_runs_one_row_per_task_and_evaluates_like_steps(tmp_
     assert tuple(exp.env.batch_size) == (tasks, 1)
     metrics = exp.meta_iteration()
     assert all(math.isfinite(v) for v in metrics.values())
-    batch = exp.learner.sample(exp.env, exp.learner.parameters(), exp.action_rng)
+    batch = exp.sample_meta_batch()
     for traj in (*batch.supports, batch.query):
         assert traj.mask.sum() >= tasks * episodes * horizon
         assert (traj.ends.sum(dim=(1, 2)) > episodes).any()
     eval_env = exp.evaluator.env
-    assert exp.learner.budget(eval_env, training=False) == (
-        eval_env.episodes_per_task * horizon,
-        False,
-    )
-    assert exp.learner.budget(exp.env, training=True) == (episodes * horizon, True)
+    assert exp.evaluator.plan == (eval_env.episodes_per_task, eval_env.episodes_per_task * horizon, False)
+    assert exp.plan == (1, episodes * horizon, True)

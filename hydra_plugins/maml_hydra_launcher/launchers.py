@@ -13,13 +13,15 @@ from typing import Any
 
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 
-from maml_hydra.experiment import save_running_experiment
-
 log = logging.getLogger(__name__)
 
 
 class _CheckpointOnSignal:
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        # Imported here: Hydra imports every plugin module at start-up, and this one must not
+        # bring torch into a command that only composes a config.
+        from maml_hydra.experiment import save_running_experiment
+
         path = save_running_experiment()
         log.info("preempted: wrote %s before requeue", path)
         return super().checkpoint(*args, **kwargs)

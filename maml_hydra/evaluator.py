@@ -1,12 +1,14 @@
-"""Evaluation: adapt on held-out tasks and report the return after 0..K gradient steps."""
+"""The Evaluator: adapt on held-out tasks and measure the return after 0..K gradient steps, for
+one run (the report over many runs is ``maml_hydra.evaluate``)."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from maml_hydra.config import EnvConfig, EvalConfig
+from maml_hydra.config import EnvConfig, EvalConfig, Sampling
 from maml_hydra.learner import MAML
+from maml_hydra.sampling import SamplingPlan
 from maml_hydra.seeding import generator
 from maml_hydra.tasks.base import TaskFamily
 
@@ -18,12 +20,19 @@ class Evaluator:
     on nor disturbs training randomness."""
 
     def __init__(
-        self, family: type[TaskFamily], env_cfg: EnvConfig, cfg: EvalConfig, learner: MAML, device
+        self,
+        family: type[TaskFamily],
+        env_cfg: EnvConfig,
+        cfg: EvalConfig,
+        learner: MAML,
+        device,
+        sampling: Sampling | str = Sampling.episodes,
     ):
         self.cfg = cfg
         self.learner = learner
         self.device = torch.device(device)
-        self.env = family(env_cfg, cfg.num_tasks, cfg.episodes_per_task, self.device)
+        self.plan = SamplingPlan.of(sampling, cfg.episodes_per_task, env_cfg.horizon, False)
+        self.env = family(env_cfg, cfg.num_tasks, self.plan.rows, self.device)
         if cfg.tasks is not None:
             self.tasks = torch.tensor(cfg.tasks, dtype=torch.float32)
         else:
@@ -42,7 +51,7 @@ class Evaluator:
         batched = False
         returns = []
         for k in range(self.cfg.num_steps + 1):
-            traj = self.learner.rollout(self.env, params, batched, rng, training=False)
+            traj = self.learner.rollout(self.env, params, batched, rng, self.plan)
             returns.append(traj.task_returns())
             if k < self.cfg.num_steps:
                 with torch.no_grad():
@@ -51,8 +60,9 @@ class Evaluator:
         return torch.stack(returns)
 
 
-def summarize(returns: Tensor) -> dict:
-    """Mean and standard error over tasks for each number of gradient steps."""
+def summarize_returns(returns: Tensor) -> dict:
+    """One run's returns [K+1, tasks]: mean and standard error over tasks for each number of
+    gradient steps, and every task's return."""
     num_tasks = returns.shape[1]
     stderr = returns.std(dim=1) / num_tasks**0.5 if num_tasks > 1 else torch.zeros(returns.shape[0])
     return {
