@@ -30,6 +30,10 @@ TINY = [
     "progress=false",
 ]
 
+# TINY less the keys a baseline sets: a command-line value wins over the baseline's, so sweeps
+# over baselines pass none of them (train.iterations stays: random is not swept here).
+TINY_BASELINES = [o for o in TINY if not o.startswith("eval.num_steps=")]
+
 
 def compose_config(overrides: list[str] = (), tiny: bool = True, return_hydra_config: bool = False):
     """Compose conf/config.yaml exactly as the CLI does, with overrides (TINY first)."""

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
+from hydra.core.config_store import ConfigStore
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
 from maml_hydra.config import (
@@ -103,7 +108,10 @@ BAD_VALUES = [
     ("algorithm.max_kl=inf", "algorithm.max_kl=inf"),
     ("algorithm.max_kl=nan", "algorithm.max_kl=nan"),
     ("eval.lrs=[inf]", "eval.lrs=[inf]"),
-    ("eval.tasks=[[0.1,nan],[0.0,0.0],[0.0,0.0]]", "eval.tasks='[[0.1, nan], [0.0, 0.0], [0.0, 0.0]]'"),
+    (
+        "eval.tasks=[[0.1,nan],[0.0,0.0],[0.0,0.0]]",
+        "eval.tasks='[[0.1, nan], [0.0, 0.0], [0.0, 0.0]]'",
+    ),
     ("env.goal_high=inf", "env.goal_high=inf"),
     ("env.goal_high=-1", "env.goal_high=-1.0"),
     ("algorithm.fvp_task_fraction=0", "algorithm.fvp_task_fraction=0.0"),
@@ -178,19 +186,100 @@ def test_hydra_node_is_dropped_before_validation():
     assert isinstance(cfg.env, NavigationConfig)
 
 
+# ------------------------------------------------------------- one home for every value
+SCHEMA_GROUPS = ("env", "algorithm", "inner")
+
+
+@pytest.mark.parametrize(
+    "path", [p for g in SCHEMA_GROUPS for p in sorted((CONF / g).glob("*.yaml"))], ids=str
+)
+def test_no_yaml_value_repeats_its_schema_default(path):
+    raw = OmegaConf.load(path)
+    schema = ConfigStore.instance().load(f"{path.parent.name}/{raw.defaults[0]}.yaml").node
+    for key, value in raw.items():
+        if key != "defaults":
+            assert key in schema and schema[key] != value, f"{path.name}: {key}"
+
+
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.parametrize("baseline", ["pretrained", "oracle", "random"])
+def test_a_baseline_holds_over_an_experiment(experiment, baseline):
+    cfg = compose_config([f"experiment={experiment}", f"baseline={baseline}"], tiny=False)
+    to_config(cfg)
+    sets = OmegaConf.load(CONF / "baseline" / f"{baseline}.yaml")
+    for section, values in sets.items():
+        for key, value in values.items():
+            assert cfg[section][key] == value, f"{section}.{key}"
+
+
+def test_an_experiment_file_holds_what_its_script_passed_by_hand():
+    cfg = make_config(["experiment=reproduce_nav"], tiny=False)
+    assert (cfg.policy.init, cfg.train.sampling, cfg.algorithm.hvp) == (
+        "xavier",
+        "steps",
+        "finite_difference",
+    )
+    ant = make_config(["experiment=ant_short"], tiny=False)
+    assert (ant.env.name, ant.inner.lr, ant.train.episodes_per_task, list(ant.eval.lrs)) == (
+        "ant",
+        0.5,
+        10,
+        [0.5],
+    )
+
+
+def test_every_schema_with_a_name_is_registered_for_yaml():
+    from maml_hydra.config import AlgorithmConfig, EnvConfig, _subclasses
+
+    for group, root in (("env", EnvConfig), ("algorithm", AlgorithmConfig)):
+        for schema in _subclasses(root):
+            if schema.name != "???":
+                node = ConfigStore.instance().load(f"{group}/base_{schema.name}.yaml").node
+                assert node._metadata.object_type is schema
+
+
 # --------------------------------------------------------------------- the CLI, end to end
 @pytest.mark.parametrize(
     "override,expected",
     [
-        ("inner.lrr=0.1", "Key 'lrr' not in 'InnerConfig'"),
-        ("train.iterations=abc", "Value 'abc' of type 'str' could not be converted to Integer"),
-        ("env=foo", "Could not find 'env/foo'"),
-        ("inner.num_steps=-1", "error: inner.num_steps=-1 is not allowed: must be >= 0"),
+        ("inner.lrr=0.1", "Could not override 'inner.lrr'. To append to your config use "),
+        ("train.iterations=abc", "train.iterations=abc. Value 'abc' of type 'str' could not be"),
+        ("env=foo", "Could not find 'env/foo'. Available options in 'env': ant, ant_dir, half"),
+        ("policy.activation=sigm", "policy.activation=sigm. Invalid value 'sigm', expected one"),
+        ("+experiment=nope", "Could not find 'experiment/nope'. Available options in 'experi"),
+        ("inner.num_steps=-1", "inner.num_steps=-1 is not allowed: must be >= 0"),
+        ("inner.lr=inf", "inner.lr=inf is not allowed: must be > 0"),
     ],
 )
-def test_cli_errors_are_clear_and_write_nothing(tmp_path, override, expected):
+def test_cli_errors_are_one_line_and_write_nothing(tmp_path, override, expected):
     result = run_cli([*TINY, override], cwd=tmp_path)
-    assert result.returncode != 0
-    assert expected in result.stderr
-    assert "Traceback" not in result.stderr
-    assert not (tmp_path / "outputs").exists()
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+    assert "HYDRA_FULL_ERROR" not in result.stderr and not (tmp_path / "outputs").exists()
+
+
+def test_plus_experiment_composes_the_experiment(tmp_path):
+    result = run_cli(["+experiment=reproduce_nav", "--cfg", "job"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "hvp: finite_difference" in result.stdout and "sampling: steps" in result.stdout
+
+
+def test_a_config_error_is_refused_before_torch_is_imported(tmp_path):
+    """The error path stays lean (issue: a config error within 1.5 s on 2 cores): neither the
+    Hydra plugins nor the checks import torch before the one line is printed."""
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['train', 'inner.lr=-1']\n"
+        "try:\n"
+        "    runpy.run_module('maml_hydra.train', run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    print(e.code, '|', 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.stdout.strip() == "error: inner.lr=-1.0 is not allowed: must be > 0 | False"

@@ -116,7 +116,8 @@ def test_resume_in_process_continues_exactly(tmp_path, variant):
     assert torch.equal(full.learner.parameters(), resumed.learner.parameters())
 
 
-@pytest.mark.parametrize("algorithm", ["trpo", "ppo"])
+# PPO's resume (Adam's moments) is also checked in process above; its SIGKILL run is slow only
+@pytest.mark.parametrize("algorithm", ["trpo", pytest.param("ppo", marks=pytest.mark.slow)])
 def test_sigkilled_run_resumes_to_the_same_parameters(tmp_path, algorithm):
     args = [*TINY, f"algorithm={algorithm}", "train.iterations=40", "train.checkpoint_every=5"]
     args += ["eval.num_steps=0"]

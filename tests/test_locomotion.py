@@ -283,3 +283,27 @@ def test_the_short_ant_run_script_trains_and_summarizes(tmp_path):
     assert f"{run_dir}: 2 iterations" in result.stdout
     assert "| 1-2 |" in result.stdout and "held-out paired gain" in result.stdout
     assert "eval/return_step_1: " in result.stdout  # evaluated after iteration 1 and at the end
+
+
+def test_random_init_is_evaluated_with_its_own_observation_statistics(tmp_path):
+    """baseline=random with normalised observations: the statistics of the initial policy's own
+    rollouts on one meta-batch (not an identity normaliser), parameters untouched; and the
+    report's random variant, made from a MAML run of the same seed, is the same policy with the
+    same statistics, so both give the same held-out returns."""
+    from maml_hydra.evaluate import evaluate_run
+
+    overrides = [*TINY_ANT[1:], "env=halfcheetah_dir", "train.iterations=1"]
+    # a command-line train.iterations wins over the baseline's 0, as any override does
+    random_cfg = make_config([*overrides, "baseline=random", "train.iterations=0"])
+    exp = Experiment(random_cfg, tmp_path / "random")
+    initial = exp.learner.parameters()
+    summary = exp.train()
+    state = load_checkpoint(tmp_path / "random" / "checkpoints" / "last.pt")
+    steps = random_cfg.train.meta_batch_size * random_cfg.train.episodes_per_task
+    steps *= (random_cfg.env.horizon + 1) * (random_cfg.inner.num_steps + 1)  # resets too
+    assert state["iteration"] == 0 and int(state["obs_normalizer"]["count"]) == steps
+    assert torch.equal(exp.learner.parameters(), initial)
+
+    maml_cfg = make_config(overrides)
+    report = evaluate_run(maml_cfg, None, tmp_path / "maml", random_cfg.eval, "cpu")
+    assert report["returns"] == summary["return_per_task"]

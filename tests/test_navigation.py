@@ -324,5 +324,9 @@ def test_sequential_training_runs_one_row_per_task_and_evaluates_like_steps(tmp_
         assert traj.mask.sum() >= tasks * episodes * horizon
         assert (traj.ends.sum(dim=(1, 2)) > episodes).any()
     eval_env = exp.evaluator.env
-    assert exp.evaluator.plan == (eval_env.episodes_per_task, eval_env.episodes_per_task * horizon, False)
+    assert exp.evaluator.plan == (
+        eval_env.episodes_per_task,
+        eval_env.episodes_per_task * horizon,
+        False,
+    )
     assert exp.plan == (1, episodes * horizon, True)

@@ -14,13 +14,15 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from maml_hydra.checkpoint import load_checkpoint, save_checkpoint
 from maml_hydra.config import EvalConfig, EvaluateConfig, config_from_yaml
 from maml_hydra.evaluate import EvaluationError, make_report
 from maml_hydra.experiment import Experiment
 from maml_hydra.seeding import generator
-from tests.conftest import TINY, make_config, run_cli
+from tests.conftest import TINY_BASELINES, compose_config, make_config, run_cli
 
 REPORT_EVAL = EvalConfig(num_tasks=4, episodes_per_task=4, num_steps=2, lrs=[0.1, 0.05], seed=99)
 
@@ -34,7 +36,7 @@ def sweep(tmp_path_factory) -> Path:
             "-m",
             "baseline=maml,pretrained,oracle",
             "seed=0",
-            *TINY,
+            *TINY_BASELINES,
             f"hydra.sweep.dir={root / 'multi'}",
         ],
         cwd=root,
@@ -47,17 +49,53 @@ def sweep(tmp_path_factory) -> Path:
 def test_baselines_set_what_they_need():
     maml = Experiment(make_config(["baseline=maml", "inner.num_steps=2"]), "unused")
     assert maml.learner.num_steps == 2 and maml.env.observation_dim == 2
-    pretrained = Experiment(make_config(["baseline=pretrained", "inner.num_steps=2"]), "unused")
+    pretrained = Experiment(make_config(["baseline=pretrained"]), "unused")
     assert pretrained.learner.num_steps == 0 and pretrained.evaluator.cfg.num_steps == 2
-    oracle = Experiment(make_config(["baseline=oracle"]), "unused")
+    oracle = Experiment(make_config(["baseline=oracle"], tiny=False), "unused")
     assert oracle.env.observation_dim == 4 and oracle.evaluator.env.observation_dim == 4
     assert oracle.learner.num_steps == 0 and oracle.evaluator.cfg.num_steps == 0
-    random = Experiment(make_config(["baseline=random"]), "unused")
-    assert random.total_iterations == 0
+    # TINY's train.iterations=3 would win over the baseline's 0, as any override does
+    assert compose_config(["baseline=random"], tiny=False).train.iterations == 0
+
+
+def test_what_a_baseline_sets_can_still_be_overridden():
+    cfg = make_config(["baseline=pretrained", "inner.num_steps=2"])
+    assert cfg.baseline.name == "pretrained" and cfg.inner.num_steps == 2
+    cfg = make_config(["baseline=oracle", "eval.num_steps=1"])
+    assert cfg.env.oracle and cfg.eval.num_steps == 1
+
+
+# what each baseline must have set in the config that ran
+RAN = {
+    "maml": {"env.oracle": False, "inner.num_steps": 1, "eval.num_steps": 3},
+    "pretrained": {"env.oracle": False, "inner.num_steps": 0, "eval.num_steps": 3},
+    "oracle": {"env.oracle": True, "inner.num_steps": 0, "eval.num_steps": 0},
+}
+
+
+def test_the_logged_config_is_the_one_that_ran(sweep):
+    """.hydra/config.yaml, the checkpoint and TensorBoard's config table and hparams all hold
+    the baseline's keys as they ran."""
+    for baseline, expected in RAN.items():
+        run = sweep / f"navigation_{baseline}_trpo_seed0"
+        hydra_cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
+        checkpoint = OmegaConf.create(load_checkpoint(run / "checkpoints" / "last.pt")["config"])
+        tb = EventMultiplexer().AddRunsFromDirectory(str(run / "tensorboard"))
+        tb.Reload()
+        table = tb.Tensors(".", "config/text_summary")[0].tensor_proto.string_val[0].decode()
+        content = tb.PluginRunToTagToContent("hparams")["."]["_hparams_/session_start_info"]
+        hparams = HParamsPluginData.FromString(content).session_start_info.hparams
+        for key, value in expected.items():
+            assert OmegaConf.select(hydra_cfg, key) == value, (baseline, key)
+            assert OmegaConf.select(checkpoint, key) == value, (baseline, key)
+            assert f"| {key} | {value} |" in table, (baseline, key)
+            logged = hparams[key]
+            assert getattr(logged, logged.WhichOneof("kind")) == value, (baseline, key)
+        assert hydra_cfg.baseline == {"name": baseline}
 
 
 def test_random_baseline_trains_nothing_and_saves_the_initial_policy(tmp_path):
-    exp = Experiment(make_config(["baseline=random"]), tmp_path)
+    exp = Experiment(make_config(["baseline=random", "train.iterations=0"]), tmp_path)
     initial = exp.learner.parameters()
     exp.train()
     state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")

@@ -131,7 +131,10 @@ def test_a_preempted_job_checkpoints_requeues_and_ends_where_an_uninterrupted_ru
         assert torch.equal(final["learner"]["policy"][name], value), name
 
 
-@pytest.mark.parametrize("launcher", ["submitit_local", "local"])
+# submitit's own local launcher is what ours extends: the fast suite runs ours
+@pytest.mark.parametrize(
+    "launcher", [pytest.param("submitit_local", marks=pytest.mark.slow), "local"]
+)
 def test_a_two_job_sweep_runs_with_the_local_submitit_launcher(tmp_path, launcher):
     sweep = tmp_path / "sweep"
     result = run_sweep(sweep, tmp_path, f"hydra/launcher={launcher}", "seed=0,1")
