@@ -559,8 +559,9 @@ if not OmegaConf.has_resolver("or_default"):
 
 # --------------------------------------------------------------------------- conversions
 def to_config(cfg: DictConfig | Config, check: bool = True) -> Config:
-    """Turn a composed DictConfig (with or without its ``hydra`` node) into a Config, checked
-    unless ``check`` is false (the Experiment checks what it is given)."""
+    """Turn a composed DictConfig (with or without its ``hydra`` node) into a Config (or the
+    EvaluateConfig of ``conf/evaluate.yaml``), checked unless ``check`` is false (the Experiment
+    checks what it is given)."""
     if isinstance(cfg, DictConfig):
         if "hydra" in cfg:
             cfg = copy.deepcopy(cfg)

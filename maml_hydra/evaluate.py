@@ -1,244 +1,18 @@
-"""Evaluation report over runs: ``python -m maml_hydra.evaluate <run or sweep dir> [overrides]``.
-
-Every run is adapted on the same held-out tasks; ``<dir>/eval/`` gets ``results.json`` (every
-number, per task), ``summary.md`` (mean ± standard error over tasks and seeds), ``adaptation.png``
-and TensorBoard scalars ``eval/return_step_k``. Returns are sums of rewards per episode.
-"""
+"""The evaluation report from the command line:
+``python -m maml_hydra.evaluate <run or sweep dir> [overrides]``. Every run is adapted on the same
+held-out tasks and ``<dir>/eval/`` gets the report (``maml_hydra.report``). The settings are
+checked before torch is imported, so a bad value is refused at once."""
 
 from __future__ import annotations
 
-import json
 import sys
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import hydra
-import matplotlib
-import torch
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
 from maml_hydra import cli
-from maml_hydra.checkpoint import CheckpointError, load_checkpoint
-from maml_hydra.config import Config, ConfigError, EvaluateConfig, config_from_yaml
-from maml_hydra.sampling import SamplingPlan
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-VARIANT_ORDER = ("maml", "pretrained", "random", "oracle")
-
-
-class EvaluationError(RuntimeError):
-    """Input the report cannot be made from; the message names the directory or file."""
-
-
-def find_runs(root: Path) -> list[Path]:
-    """``root`` itself if it is a run, else every run below it (a folder with .hydra/config.yaml
-    or a checkpoint), skipping the report's own ``eval`` folders."""
-    if not root.is_dir():
-        raise EvaluationError(f"{root}: no such directory")
-
-    def is_run(p: Path) -> bool:
-        return (p / ".hydra" / "config.yaml").is_file() or (p / "checkpoints" / "last.pt").is_file()
-
-    if is_run(root):
-        return [root]
-    markers = [*root.rglob(".hydra/config.yaml"), *root.rglob("checkpoints/last.pt")]
-    runs = sorted({p.parent.parent for p in markers if "eval" not in p.relative_to(root).parts})
-    if not runs:
-        raise EvaluationError(
-            f"{root}: no runs found (no .hydra/config.yaml or checkpoints/last.pt below it)"
-        )
-    return runs
-
-
-def run_config(run: Path) -> tuple[Config, dict]:
-    """The run's config, as saved in its checkpoint (which must exist and load)."""
-    state = load_checkpoint(run / "checkpoints" / "last.pt")
-    return config_from_yaml(state["config"]), state
-
-
-def evaluate_run(cfg: Config, state: dict | None, run_dir: Path, eval_cfg, device: str) -> dict:
-    """Returns [K+1][tasks] of the run's policy (or a fresh one when ``state`` is None, with
-    the observation statistics of its own rollouts: ``Experiment.fit_initial_statistics``).
-    The report's held-out settings replace the run's, except that a run evaluated without
-    gradient steps (``eval.num_steps=0``: the oracle) is evaluated as is here too."""
-    from maml_hydra.experiment import Experiment  # heavy import, only when evaluating
-
-    if cfg.eval.num_steps == 0:
-        eval_cfg = replace(eval_cfg, num_steps=0)
-    cfg = replace(cfg, eval=eval_cfg, device=device, progress=False, resume=None)
-    exp = Experiment(cfg, run_dir)
-    if state is not None:
-        exp.load_weights(state)
-    else:
-        exp.fit_initial_statistics()
-    returns = exp.evaluator.evaluate(exp.learner.parameters())
-    return {
-        "returns": returns.tolist(),
-        "iteration": int(state["iteration"]) if state else 0,
-        "tasks": exp.evaluator.tasks.tolist(),
-    }
-
-
-def summarize_variants(results: dict) -> dict:
-    """Per variant and step: mean and standard error over every (seed, task) pair."""
-    by_variant: dict[str, list[torch.Tensor]] = {}
-    for entry in results["runs"].values():
-        by_variant.setdefault(entry["variant"], []).append(torch.tensor(entry["returns"]))
-    summary = {}
-    for variant, per_run in by_variant.items():
-        steps = max(r.shape[0] for r in per_run)
-        rows = []
-        for k in range(steps):
-            pooled = torch.cat([r[k] for r in per_run if r.shape[0] > k])
-            stderr = (
-                pooled.std() / pooled.numel() ** 0.5 if pooled.numel() > 1 else torch.tensor(0.0)
-            )
-            rows.append(
-                {"mean": pooled.mean().item(), "stderr": stderr.item(), "n": pooled.numel()}
-            )
-        summary[variant] = {"steps": rows, "seeds": len(per_run)}
-    return summary
-
-
-def ordered(variants) -> list[str]:
-    return sorted(variants, key=lambda v: (VARIANT_ORDER.index(v) if v in VARIANT_ORDER else 99, v))
-
-
-def write_markdown(
-    path: Path, summary: dict, settings: dict, env: str, per_step: set[str] = frozenset()
-) -> None:
-    """``per_step``: what one gradient step's batch is, for each run's sampling plan."""
-    steps = max(len(s["steps"]) for s in summary.values())
-    per_step = " or ".join(sorted(per_step)) or f"{settings['episodes_per_task']} episodes"
-    lines = [
-        f"# Adaptation on held-out tasks: {env}",
-        "",
-        f"Average return (sum of rewards per episode), mean ± standard error over "
-        f"{settings['num_tasks']} held-out tasks x seeds; {per_step} per step, step sizes "
-        f"{settings['lrs']}. The oracle is evaluated without gradient steps.",
-        "",
-        "| variant | seeds | " + " | ".join(f"{k} steps" for k in range(steps)) + " |",
-        "|---|---|" + "---|" * steps,
-    ]
-    for variant in ordered(summary):
-        rows = summary[variant]["steps"]
-        cells = [f"{r['mean']:.2f} ± {r['stderr']:.2f}" for r in rows] + ["-"] * (steps - len(rows))
-        lines.append(f"| {variant} | {summary[variant]['seeds']} | " + " | ".join(cells) + " |")
-    path.write_text("\n".join(lines) + "\n")
-
-
-def plot(path: Path, summary: dict, env: str) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    steps = max(len(s["steps"]) for s in summary.values())
-    for variant in ordered(summary):
-        rows = summary[variant]["steps"]
-        mean = torch.tensor([r["mean"] for r in rows])
-        err = torch.tensor([r["stderr"] for r in rows])
-        if len(rows) == 1:  # no adaptation: a horizontal reference line
-            ax.axhline(mean[0], linestyle="--", label=f"{variant} (no adaptation)", color="black")
-            ax.axhspan(mean[0] - err[0], mean[0] + err[0], color="black", alpha=0.1)
-            continue
-        x = list(range(len(rows)))
-        (line,) = ax.plot(x, mean, marker="o", label=variant)
-        ax.fill_between(x, mean - err, mean + err, alpha=0.2, color=line.get_color())
-    ax.set_xticks(range(steps))
-    ax.set_xlabel("gradient steps")
-    ax.set_ylabel("average return (sum of rewards per episode)")
-    ax.set_title(f"Adaptation on held-out tasks: {env}")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def make_report(cfg: EvaluateConfig) -> dict:
-    """Evaluate every run below ``cfg.dir`` and write the report; returns results.json's dict.
-    Raises EvaluationError for input the report cannot use; results of runs evaluated before a
-    bad one are kept in results.json."""
-    root = Path(cfg.dir)
-    runs = find_runs(root)
-    out = root / "eval"
-    out.mkdir(parents=True, exist_ok=True)
-    results_path = out / "results.json"
-    settings = asdict(cfg.eval)
-    results = {"settings": settings, "runs": {}}
-    if results_path.is_file():  # keep what an earlier report evaluated with the same settings
-        previous = json.loads(results_path.read_text())
-        if previous.get("settings") == settings:
-            results["runs"] = previous.get("runs", {})
-
-    configs, problems = {}, []
-    for run in runs:
-        try:
-            configs[run] = run_config(run)
-        except CheckpointError as err:
-            problems.append(str(err))
-    envs = {c.env.name for c, _ in configs.values()}
-    if len(envs) > 1:
-        by_env = {e: next(str(r) for r, (c, _) in configs.items() if c.env.name == e) for e in envs}
-        raise EvaluationError(
-            f"{root}: runs of different envs cannot share one report: "
-            + ", ".join(f"{e} (e.g. {r})" for e, r in sorted(by_env.items()))
-        )
-    if not configs:
-        raise EvaluationError(f"{root}: no run has a usable checkpoint: {problems[0]}")
-    env = envs.pop()
-
-    jobs = []
-    for run, (run_cfg, state) in configs.items():
-        name = str(run.relative_to(root)) if run != root else run.name
-        jobs.append((name, run, run_cfg, state, run_cfg.baseline.name))
-    if cfg.include_random and not any(j[4] == "random" for j in jobs):
-        for _, run, run_cfg, _, variant in list(jobs):
-            if variant == "maml":
-                jobs.append((f"random_seed{run_cfg.seed}", run, run_cfg, None, "random"))
-
-    bar = tqdm(
-        total=len(jobs) * cfg.eval.num_tasks, unit="task", desc="evaluate", disable=not cfg.progress
-    )
-    try:
-        for name, run, run_cfg, state, variant in jobs:
-            iteration = int(state["iteration"]) if state else 0
-            done = results["runs"].get(name)
-            if done is None or done.get("iteration") != iteration:
-                entry = evaluate_run(run_cfg, state, run, cfg.eval, cfg.device)
-                entry.update(variant=variant, seed=run_cfg.seed, env=run_cfg.env.name, run=str(run))
-                results["runs"][name] = entry
-                _write_json(results_path, results)
-            # one TensorBoard run per evaluated run, the same tags for all: eval/return_step_k
-            returns = torch.tensor(results["runs"][name]["returns"]).mean(dim=1).tolist()
-            with SummaryWriter(log_dir=str(out / "tensorboard" / name)) as writer:
-                for k, value in enumerate(returns):
-                    writer.add_scalar(f"eval/return_step_{k}", value, iteration)
-            bar.update(cfg.eval.num_tasks)
-    finally:
-        bar.close()
-
-    results["summary"] = summarize_variants(results)
-    _write_json(results_path, results)
-    episodes = cfg.eval.episodes_per_task
-    per_step = {
-        SamplingPlan.of(c.train.sampling, episodes, c.env.horizon, False).describe(episodes)
-        for c, _ in configs.values()
-    }
-    write_markdown(out / "summary.md", results["summary"], settings, env, per_step)
-    plot(out / "adaptation.png", results["summary"], env)
-    if problems:
-        raise EvaluationError(
-            "; ".join(problems) + f" (report written for the other runs in {out})"
-        )
-    return results
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
+from maml_hydra.config import ConfigError, EvaluateConfig
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
@@ -246,8 +20,14 @@ def _main(cfg: DictConfig) -> None:
     try:
         eval_cfg: EvaluateConfig = OmegaConf.to_object(cfg)
         eval_cfg.check()
-        results = make_report(eval_cfg)
-    except (EvaluationError, CheckpointError, ConfigError) as err:
+        from maml_hydra.checkpoint import CheckpointError  # torch: only for a valid config
+        from maml_hydra.report import EvaluationError, make_report
+
+        try:
+            results = make_report(eval_cfg)
+        except (EvaluationError, CheckpointError) as err:
+            sys.exit(f"error: {err}")
+    except ConfigError as err:
         sys.exit(f"error: {err}")
     out = Path(eval_cfg.dir) / "eval"
     print((out / "summary.md").read_text())

@@ -134,7 +134,7 @@ def bench_at(run_dir: Path, iterations: int, warmup: int, device: str) -> None:
     its goals, so ``steps`` samples more, shorter episodes."""
     from dataclasses import replace
 
-    from maml_hydra.evaluate import run_config
+    from maml_hydra.report import run_config
 
     cfg, state = run_config(run_dir)
     print(f"{run_dir}: iteration {state['iteration']}, device {device}")

@@ -34,7 +34,6 @@ sys.path.insert(0, str(ROOT))
 
 from maml_hydra.checkpoint import CheckpointError  # noqa: E402
 from maml_hydra.config import ConfigError  # noqa: E402
-from maml_hydra.evaluate import EvaluationError, run_config  # noqa: E402
 from maml_hydra.meta_optimizers import (  # noqa: E402
     conjugate_gradient,
     finite_difference_hvp,
@@ -44,6 +43,7 @@ from maml_hydra.meta_optimizers import (  # noqa: E402
     surrogate_loss,
     trust_region_step,
 )
+from maml_hydra.report import EvaluationError, run_config  # noqa: E402
 
 CANDIDATES = 4  # line-search candidates shown: backtrack^0 .. backtrack^3
 

@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from maml_hydra.checkpoint import CheckpointError  # noqa: E402
 from maml_hydra.config import ConfigError  # noqa: E402
-from maml_hydra.evaluate import EvaluationError, evaluate_run, run_config  # noqa: E402
 from maml_hydra.evaluator import paired_gain  # noqa: E402
+from maml_hydra.report import EvaluationError, evaluate_run, run_config  # noqa: E402
 
 
 def main() -> None:

@@ -290,7 +290,7 @@ def test_random_init_is_evaluated_with_its_own_observation_statistics(tmp_path):
     rollouts on one meta-batch (not an identity normaliser), parameters untouched; and the
     report's random variant, made from a MAML run of the same seed, is the same policy with the
     same statistics, so both give the same held-out returns."""
-    from maml_hydra.evaluate import evaluate_run
+    from maml_hydra.report import evaluate_run
 
     overrides = [*TINY_ANT[1:], "env=halfcheetah_dir", "train.iterations=1"]
     # a command-line train.iterations wins over the baseline's 0, as any override does

@@ -19,8 +19,8 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from maml_hydra.checkpoint import load_checkpoint, save_checkpoint
 from maml_hydra.config import EvalConfig, EvaluateConfig, config_from_yaml
-from maml_hydra.evaluate import EvaluationError, make_report
 from maml_hydra.experiment import Experiment
+from maml_hydra.report import EvaluationError, make_report
 from maml_hydra.seeding import generator
 from tests.conftest import TINY_BASELINES, compose_config, make_config, run_cli
 
@@ -260,3 +260,18 @@ def test_step_size_probe_reports_the_gain_of_one_step_per_size(tmp_path):
     )
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert missing.stderr.strip().startswith("error: ") and "nothing" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("eval.lrs=[inf]", "error: eval.lrs=[inf] is not allowed: must be a non-empty list"),
+        ("eval.num_taskz=3", "error: Could not override 'eval.num_taskz'."),
+        ("device=tpu", "error: device='tpu' is not allowed: must be one of cpu, cuda"),
+    ],
+)
+def test_report_config_errors_are_one_line_and_write_nothing(tmp_path, override, expected):
+    result = run_cli([str(tmp_path), override], cwd=tmp_path, module="maml_hydra.evaluate")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith(expected), lines
+    assert list(tmp_path.iterdir()) == []
