@@ -45,6 +45,11 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
 
 
+def finite(key: str, value: float) -> None:
+    """A finite number (not inf, not nan)."""
+    require(_finite(value), key, value, "must be a finite number")
+
+
 def positive(key: str, value: float | None, optional: bool = False) -> None:
     """A finite number > 0 (or null where ``optional``)."""
     if optional and value is None:
@@ -162,7 +167,7 @@ class NavigationConfig(EnvConfig):
 
     def check(self, cfg: Config) -> None:
         super().check(cfg)
-        at_least("env.goal_low", self.goal_low, -math.inf)
+        finite("env.goal_low", self.goal_low)
         require(
             _finite(self.goal_high) and self.goal_low < self.goal_high,
             "env.goal_high",
@@ -192,7 +197,7 @@ class LocomotionConfig(EnvConfig):
         at_least("env.threads", self.threads, 1)
         at_least("env.ctrl_cost", self.ctrl_cost, 0)
         at_least("env.reset_noise", self.reset_noise, 0)
-        at_least("env.survive_bonus", self.survive_bonus, -math.inf)
+        finite("env.survive_bonus", self.survive_bonus)
 
 
 @dataclass
@@ -203,7 +208,7 @@ class VelocityTasks:
     goal_high: float = 3.0
 
     def check_goals(self) -> None:
-        at_least("env.goal_low", self.goal_low, -math.inf)
+        finite("env.goal_low", self.goal_low)
         require(
             _finite(self.goal_high) and self.goal_low <= self.goal_high,
             "env.goal_high",
@@ -392,7 +397,7 @@ class PolicyConfig:
         sizes = list(self.hidden_sizes)
         require(len(sizes) >= 1, "policy.hidden_sizes", sizes, "must be non-empty")
         require(all(h >= 1 for h in sizes), "policy.hidden_sizes", sizes, "every size must be >= 1")
-        at_least("policy.init_log_std", self.init_log_std, -math.inf)
+        finite("policy.init_log_std", self.init_log_std)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The evaluation report from the command line:
 ``python -m maml_hydra.evaluate <run or sweep dir> [overrides]``. Every run is adapted on the same
 held-out tasks and ``<dir>/eval/`` gets the report (``maml_hydra.report``). The settings are
-checked before torch is imported, so a bad value is refused at once."""
+checked (``conf/evaluate.yaml``'s callback) before Hydra writes anything or torch is imported."""
 
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ from maml_hydra.config import ConfigError, EvaluateConfig
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def _main(cfg: DictConfig) -> None:
     try:
-        eval_cfg: EvaluateConfig = OmegaConf.to_object(cfg)
-        eval_cfg.check()
+        eval_cfg: EvaluateConfig = OmegaConf.to_object(cfg)  # checked by ValidateOnStart
         from maml_hydra.checkpoint import CheckpointError  # torch: only for a valid config
         from maml_hydra.report import EvaluationError, make_report
 

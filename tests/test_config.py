@@ -128,6 +128,8 @@ BAD_LOCOMOTION = [
     (["env=ant_dir", "env.threads=0"], "env.threads=0"),
     (["env=halfcheetah_vel", "env.ctrl_cost=-1"], "env.ctrl_cost=-1.0"),
     (["env=ant", "env.reset_noise=-0.1"], "env.reset_noise=-0.1"),
+    (["env=ant", "env.goal_low=nan"], "env.goal_low=nan"),
+    (["env=ant_dir", "env.survive_bonus=inf"], "env.survive_bonus=inf"),
 ]
 
 
@@ -283,3 +285,23 @@ def test_a_config_error_is_refused_before_torch_is_imported(tmp_path):
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True
     )
     assert result.stdout.strip() == "error: inner.lr=-1.0 is not allowed: must be > 0 | False"
+
+
+def test_a_checkpoint_config_from_before_baselines_were_keys_reads_as_what_ran():
+    """Older checkpoints stored baseline flags and the keys as composed; read back, they hold
+    the keys that ran."""
+    from maml_hydra.config import config_from_yaml, config_to_yaml
+
+    old = OmegaConf.create(config_to_yaml(make_config()))
+    old.baseline = {
+        "name": "oracle",
+        "meta_train": False,
+        "oracle": True,
+        "train": True,
+        "adapt_at_eval": False,
+    }
+    cfg = config_from_yaml(OmegaConf.to_yaml(old))
+    assert (cfg.env.oracle, cfg.inner.num_steps, cfg.eval.num_steps) == (True, 0, 0)
+    assert cfg.train.iterations == 3 and cfg.baseline.name == "oracle"
+    old.baseline = {"name": "random", "meta_train": False, "oracle": False, "train": False}
+    assert config_from_yaml(OmegaConf.to_yaml(old)).train.iterations == 0
