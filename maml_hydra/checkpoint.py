@@ -1,7 +1,9 @@
-"""Checkpoints: written atomically, loaded with ``weights_only=True``, failing with one line."""
+"""Checkpoints and the run directory they live in: written atomically, loaded with
+``weights_only=True``, failing with one line; a run directory is owned by one process."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from pathlib import Path
@@ -9,9 +11,17 @@ from typing import Any
 
 import torch
 
+from maml_hydra.config import Config, config_from_yaml, flatten_config
+
+# What every checkpoint holds (``Experiment.state_dict``).
+KEYS = ("format", "iteration", "env_steps", "learner", "meta_optimizer", "rng", "config")
+# Config keys that may differ between a run and its resumption.
+RESUMABLE_KEYS = ("resume", "train.iterations", "progress", "device")
+
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, unreadable or does not fit this run; the message names it."""
+    """A checkpoint that is missing, unreadable or does not fit this run, or a run directory
+    that another run owns; the message names the file or directory."""
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -32,7 +42,22 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         raise
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write a text file through a temporary file and a rename: never half written."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def remove_stale_writes(path: Path) -> None:
+    """Delete the temporary files of writes to ``path`` that a killed process left behind;
+    only the run directory's owner calls this (see ``claim_run_dir``)."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A maml-hydra checkpoint, checked: every key present and finite parameters."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no checkpoint found")
@@ -44,4 +69,59 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         ) from None
     if not isinstance(state, dict) or state.get("format") != 1:
         raise CheckpointError(f"{path}: not a maml-hydra checkpoint")
+    missing = [k for k in KEYS if k not in state]
+    if missing or not isinstance(state["config"], str):
+        raise CheckpointError(
+            f"{path}: not a maml-hydra checkpoint (no {missing[0] if missing else 'config'})"
+        )
+    groups = [*state["learner"].values(), state.get("obs_normalizer") or {}]
+    for group in groups:
+        for name, value in group.items():
+            if torch.is_tensor(value) and not bool(torch.isfinite(value).all()):
+                raise CheckpointError(
+                    f"{path}: parameter {name} is not finite (a diverged run); "
+                    "it cannot be resumed or evaluated"
+                )
     return state
+
+
+def check_resumable(state: dict[str, Any], cfg: Config, path: Path) -> None:
+    """A run resumed from ``state`` (loaded from ``path``) may change only RESUMABLE_KEYS."""
+    try:
+        saved = flatten_config(config_from_yaml(state["config"]))
+    except Exception as err:  # OmegaConf's or ours: a key or value this version does not know
+        first = str(err).splitlines()[0]
+        raise CheckpointError(f"{path}: its config does not fit this version: {first}") from None
+    current = flatten_config(cfg)
+    diffs = [
+        f"{k} (checkpoint {saved.get(k)!r}, now {current.get(k)!r})"
+        for k in sorted(set(saved) | set(current))
+        if k not in RESUMABLE_KEYS and saved.get(k) != current.get(k)
+    ]
+    if diffs:
+        raise CheckpointError(f"{path}: written with a different config: {'; '.join(diffs)}")
+
+
+# Run directories this process owns: their open descriptors hold the locks until it exits.
+_OWNED: dict[Path, int] = {}
+
+
+def claim_run_dir(run_dir: str | os.PathLike) -> None:
+    """Own ``run_dir`` (creating it) for the rest of this process: an exclusive ``flock`` on the
+    directory itself, so that nothing is written into it to take the lock, and the kernel
+    drops it when the process ends, even by SIGKILL. A second run into the same directory gets
+    a CheckpointError. Idempotent within a process."""
+    path = Path(run_dir).resolve()
+    if path in _OWNED:
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise CheckpointError(
+            f"{run_dir}: another run is writing to this directory; wait for it to end or "
+            "choose another hydra.run.dir"
+        ) from None
+    _OWNED[path] = fd

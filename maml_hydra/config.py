@@ -15,8 +15,10 @@ from __future__ import annotations
 import copy
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -520,10 +522,14 @@ class EvaluateConfig:
     dir: str = MISSING  # a run directory or a sweep directory holding runs
     eval: EvalConfig = field(default_factory=EvalConfig)  # held-out tasks and adaptation steps
     include_random: bool = True  # add a random-init variant from the MAML runs' seeds if absent
+    # Modules whose task families a run's checkpoint may name (``env._target_``), besides the
+    # package's own: a checkpoint from elsewhere makes the report import nothing else.
+    modules: list[str] = field(default_factory=list)
     device: str = "cpu"
     progress: bool = True
 
     def check(self) -> None:
+        require(Path(self.dir).is_dir(), "dir", self.dir, "no such directory")
         self.eval.check()
         check_device(self.device)
 
@@ -578,10 +584,12 @@ def to_config(cfg: DictConfig | Config, check: bool = True) -> Config:
     return cfg
 
 
-def config_from_yaml(text: str) -> Config:
+def config_from_yaml(text: str, modules: list[str] | None = None) -> Config:
     """A typed Config from YAML written by ``OmegaConf.to_yaml`` (as in a checkpoint). The
-    ``env`` and ``algorithm`` schemas are the subclasses whose ``_target_`` the YAML names; an
-    env family defined outside the package uses the base EnvConfig (its settings in params)."""
+    ``env`` and ``algorithm`` schemas are the subclasses whose ``_target_`` the YAML names. An
+    env family defined outside the package uses the base EnvConfig (its settings in params),
+    and with ``modules`` given its module must be one of them: a checkpoint then names only
+    classes it may import, checked here before anything imports them."""
     raw = _legacy_baseline(OmegaConf.create(text))
     typed = OmegaConf.structured(Config)
     for key, base in (("env", EnvConfig), ("algorithm", AlgorithmConfig)):
@@ -590,6 +598,12 @@ def config_from_yaml(text: str) -> Config:
             (c for c in _subclasses(base) if getattr(c, "_target_", None) == target), None
         )
         if schema is None and base is EnvConfig:
+            module = str(target).rpartition(".")[0]
+            if modules is not None and module not in modules:
+                raise ConfigError(
+                    f"env._target_={target!r} is not allowed: not a task family of maml_hydra; "
+                    f"name its module to allow it (modules=[{module}])"
+                )
             schema = EnvConfig
         if schema is None:
             raise ConfigError(
@@ -617,6 +631,25 @@ def _legacy_baseline(raw: DictConfig) -> DictConfig:
     if not flags.get("train", True):
         raw.train.iterations = 0
     return raw
+
+
+def flatten_config(cfg) -> dict[str, object]:
+    """Dotted keys -> values of a (structured) config, lists kept as strings."""
+    container = OmegaConf.to_container(
+        OmegaConf.structured(cfg), resolve=True, enum_to_str=True
+    )
+    flat: dict[str, object] = {}
+
+    def walk(node, prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict):
+                walk(value, f"{name}.")
+            else:
+                flat[name] = str(value) if isinstance(value, list) or value is None else value
+
+    walk(container, "")
+    return flat
 
 
 def config_to_yaml(cfg: Config) -> str:
@@ -647,25 +680,66 @@ def validate_launcher(launcher: DictConfig) -> None:
         value = launcher.get(key)
         if value is not None:
             at_least(f"hydra.launcher.{key}", value, 0)
+    delay, minutes = launcher.get("signal_delay_s"), launcher.get("timeout_min")
+    if delay is not None and minutes is not None:
+        # USR2 comes signal_delay_s before the time limit: at or past the start, it would
+        # arrive before the job has done anything to checkpoint
+        rule = f"must be < hydra.launcher.timeout_min * 60 = {minutes * 60}"
+        require(delay < minutes * 60, "hydra.launcher.signal_delay_s", delay, rule)
 
 
 class ValidateOnStart(Callback):
-    """Hydra callback: check the config before Hydra creates any run directory.
+    """Hydra callback: check the config, and the run directory it will write to, before Hydra
+    creates or writes anything there.
 
-    ``on_run_start``/``on_multirun_start`` fire before ``run_job`` makes the output folder, so a
-    bad value leaves nothing behind. In a sweep each job's Experiment checks its own values.
+    ``on_run_start``/``on_multirun_start`` fire before ``run_job`` makes the output folder and
+    writes ``.hydra/`` and the log, so a refused command leaves the run directory as it was (or
+    absent). In a sweep each job's Experiment checks its own values and claims its directory.
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _exit_on_error(lambda: to_config(config))
+        cfg = _exit_on_error(lambda: to_config(config))
+        if isinstance(cfg, Config):
+            _prepare_run_dir(cfg, Path(str(config.hydra.run.dir)))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _exit_on_error(lambda: to_config(config))
         _exit_on_error(lambda: validate_launcher(config.hydra.launcher))
 
 
-def _exit_on_error(check) -> None:
+def _exit_on_error(check: Callable[[], Any]) -> Any:
     try:
-        check()
+        return check()
     except ConfigError as err:
+        sys.exit(f"error: {err}")
+
+
+def _prepare_run_dir(cfg: Config, run_dir: Path) -> None:
+    """Before a training writes anything: ``resume`` must name a run directory; a checkpoint
+    there (resumed, or continued as a requeued job does) must load and fit this config; then
+    this process owns the directory (``checkpoint.claim_run_dir``), so that a second run into it
+    is refused. Torch is imported only where a checkpoint has to be read."""
+    if cfg.resume is not None:
+        resume = Path(cfg.resume)
+        if resume.is_file():
+            _exit_on_error(
+                lambda: require(False, "resume", cfg.resume, "is a file; give the run directory")
+            )
+        if not resume.is_dir():
+            _exit_on_error(lambda: require(False, "resume", cfg.resume, "no such run directory"))
+    checkpoint = run_dir / "checkpoints" / "last.pt"
+    if run_dir.is_file():
+        sys.exit(f"error: {run_dir}: is a file, not a run directory")
+    from maml_hydra.checkpoint import (
+        CheckpointError,
+        check_resumable,
+        claim_run_dir,
+        load_checkpoint,
+    )
+
+    try:
+        if cfg.resume is not None or checkpoint.is_file():
+            check_resumable(load_checkpoint(checkpoint), cfg, checkpoint)
+        claim_run_dir(run_dir)
+    except CheckpointError as err:
         sys.exit(f"error: {err}")

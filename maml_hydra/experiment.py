@@ -4,27 +4,38 @@ and logger, and runs (or resumes) meta-training."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from datetime import datetime
 from pathlib import Path
 
 import torch
 from hydra.utils import get_class
-from omegaconf import OmegaConf
 
-from maml_hydra.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from maml_hydra.checkpoint import (
+    CheckpointError,
+    check_resumable,
+    claim_run_dir,
+    load_checkpoint,
+    remove_stale_writes,
+    save_checkpoint,
+    write_atomic,
+)
 from maml_hydra.config import Config, config_to_yaml
 from maml_hydra.evaluator import Evaluator, summarize_returns
 from maml_hydra.learner import MAML, MetaBatch
-from maml_hydra.logger import RunLogger, Stopwatch, flatten_config, peak_memory
+from maml_hydra.logger import RunLogger, Stopwatch, peak_memory
 from maml_hydra.meta_optimizers import pre_update_kl
 from maml_hydra.policy import GaussianMLPPolicy
 from maml_hydra.sampling import SamplingPlan
 from maml_hydra.seeding import generator
 from maml_hydra.tasks.base import RunningNormalizer
 
-# Keys that may differ between a run and its resumption.
-RESUMABLE_KEYS = ("resume", "train.iterations", "progress", "device")
+
+class DivergenceError(RuntimeError):
+    """Training or evaluation produced a value that is not finite; the message names the
+    iteration and the quantity."""
+
 
 # The experiment whose train() is running in this process, for save_running_experiment().
 _RUNNING: Experiment | None = None
@@ -106,17 +117,7 @@ class Experiment:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        saved = flatten_config(OmegaConf.create(state["config"]))
-        current = flatten_config(self.cfg)
-        diffs = [
-            f"{k} (checkpoint {saved.get(k)!r}, now {current.get(k)!r})"
-            for k in sorted(set(saved) | set(current))
-            if k not in RESUMABLE_KEYS and saved.get(k) != current.get(k)
-        ]
-        if diffs:
-            raise CheckpointError(
-                f"{self.checkpoint_path}: written with a different config: {'; '.join(diffs)}"
-            )
+        check_resumable(state, self.cfg, self.checkpoint_path)
         try:
             self.load_weights(state)
         except (RuntimeError, KeyError) as err:
@@ -197,8 +198,32 @@ class Experiment:
         return pre_update_kl(self.learner, theta, support).item()
 
     def evaluate(self) -> dict:
-        """Returns after 0..eval.num_steps gradient steps on the held-out tasks."""
-        return summarize_returns(self.evaluator.evaluate(self.learner.parameters()))
+        """Returns after 0..eval.num_steps gradient steps on the held-out tasks; a return that
+        is not finite stops the run before anything reports it."""
+        returns = self.evaluator.evaluate(self.learner.parameters())
+        for k, row in enumerate(returns):
+            if not bool(torch.isfinite(row).all()):
+                raise DivergenceError(
+                    f"{self.run_dir}: iteration {self.iteration}: the held-out return after {k} "
+                    "gradient steps is not finite; no evaluation was written"
+                )
+        return summarize_returns(returns)
+
+    def _stop_if_diverged(self, metrics: dict[str, float]) -> None:
+        """After meta-iteration ``self.iteration + 1``: a non-finite parameter or metric (loss,
+        gradient norm, KL, return) stops the run. The state after the last finite iteration is
+        written as the checkpoint (it is never overwritten by a non-finite one)."""
+        theta = self.learner.parameters()
+        bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+        if not bool(torch.isfinite(theta).all()):
+            bad.insert(0, "the meta-parameters")
+        if bad:
+            self.save()  # the snapshot: the state after the last finite iteration
+            raise DivergenceError(
+                f"{self.run_dir}: diverged at iteration {self.iteration + 1}: {bad[0]} is not "
+                f"finite; {self.checkpoint_path} holds iteration {self.iteration}, the last "
+                "finite one"
+            )
 
     def train(self) -> dict:
         """Meta-train until ``train.iterations``; write TensorBoard, checkpoints and
@@ -206,6 +231,8 @@ class Experiment:
         cfg = self.cfg.train
         total = cfg.iterations
         logger = RunLogger(self.run_dir, self.cfg, self.iteration, total, self.cfg.progress)
+        claim_run_dir(self.run_dir)  # a second run into this directory stops here
+        remove_stale_writes(self.checkpoint_path)
         global _RUNNING
         _RUNNING, self._snapshot = self, self.state_dict()
         try:
@@ -215,6 +242,7 @@ class Experiment:
                 self.save()
             while self.iteration < total:
                 metrics = self.meta_iteration()
+                self._stop_if_diverged(metrics)
                 self.iteration += 1
                 self._snapshot = self.state_dict()
                 logger.scalars(self.iteration, metrics)
@@ -236,7 +264,7 @@ class Experiment:
             summary = self.evaluate()
             self._log_eval(logger, summary)
             summary = {"iteration": self.iteration, "env_steps": self.env_steps, **summary}
-            (self.run_dir / "eval_results.json").write_text(json.dumps(summary, indent=1))
+            write_atomic(self.run_dir / "eval_results.json", json.dumps(summary, indent=1))
             logger.hparams(
                 {f"eval/return_step_{k}": v for k, v in enumerate(summary["return_mean"])}
             )

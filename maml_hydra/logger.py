@@ -12,9 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
+
+from maml_hydra.config import flatten_config
 
 
 class Stopwatch:
@@ -41,23 +42,6 @@ def peak_memory(device) -> dict[str, float]:
     if torch.device(device).type == "cuda":
         out["memory/peak_cuda_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     return out
-
-
-def flatten_config(cfg) -> dict[str, object]:
-    """Dotted keys -> values of a (structured) config, lists kept as strings."""
-    container = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
-    flat: dict[str, object] = {}
-
-    def walk(node, prefix: str) -> None:
-        for key, value in node.items():
-            name = f"{prefix}{key}"
-            if isinstance(value, dict):
-                walk(value, f"{name}.")
-            else:
-                flat[name] = str(value) if isinstance(value, list) or value is None else value
-
-    walk(container, "")
-    return flat
 
 
 class RunLogger:

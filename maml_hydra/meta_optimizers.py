@@ -187,16 +187,17 @@ def line_search(
     accept the first candidate whose loss is finite and lower than before with KL <= max_kl
     (and for which ``also``, a further constraint, holds).
 
-    Returns (theta_new, accepted index or -1, loss, kl); on failure theta is returned unchanged.
+    Returns (theta_new, accepted index or -1, loss, kl) of the step taken: on failure theta
+    unchanged, with the loss before and KL 0 (a rejected candidate's, perhaps not finite, is
+    not the run's).
     """
-    loss, kl = loss_before, torch.zeros(())
     for i in range(steps):
         candidate = theta - backtrack**i * full_step
         loss, kl = evaluate(candidate)
         if torch.isfinite(loss) and torch.isfinite(kl) and loss < loss_before and kl <= max_kl:
             if also is None or also(candidate):
                 return candidate, i, loss, kl
-    return theta, -1, loss, kl
+    return theta, -1, loss_before, torch.zeros(())
 
 
 # ----------------------------------------------------------------------------- optimizers

@@ -16,8 +16,8 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from maml_hydra.checkpoint import CheckpointError, load_checkpoint
-from maml_hydra.config import Config, EvaluateConfig, config_from_yaml
+from maml_hydra.checkpoint import CheckpointError, load_checkpoint, write_atomic
+from maml_hydra.config import Config, ConfigError, EvaluateConfig, config_from_yaml
 from maml_hydra.sampling import SamplingPlan
 
 matplotlib.use("Agg")
@@ -50,10 +50,18 @@ def find_runs(root: Path) -> list[Path]:
     return runs
 
 
-def run_config(run: Path) -> tuple[Config, dict]:
-    """The run's config, as saved in its checkpoint (which must exist and load)."""
-    state = load_checkpoint(run / "checkpoints" / "last.pt")
-    return config_from_yaml(state["config"]), state
+def run_config(run: Path, modules: list[str] = ()) -> tuple[Config, dict]:
+    """The run's config, as saved in its checkpoint (which must exist and load). Its task family
+    must be the package's or in ``modules``, checked before anything is imported."""
+    path = run / "checkpoints" / "last.pt"
+    state = load_checkpoint(path)
+    try:
+        return config_from_yaml(state["config"], list(modules)), state
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    except Exception as err:  # OmegaConf's: a key or value this version does not know
+        first = str(err).splitlines()[0]
+        raise CheckpointError(f"{path}: its config does not fit this version: {first}") from None
 
 
 def evaluate_run(cfg: Config, state: dict | None, run_dir: Path, eval_cfg, device: str) -> dict:
@@ -72,6 +80,8 @@ def evaluate_run(cfg: Config, state: dict | None, run_dir: Path, eval_cfg, devic
     else:
         exp.fit_initial_statistics()
     returns = exp.evaluator.evaluate(exp.learner.parameters())
+    if not bool(torch.isfinite(returns).all()):
+        raise EvaluationError(f"{run_dir}: a held-out return is not finite; nothing reported")
     return {
         "returns": returns.tolist(),
         "iteration": int(state["iteration"]) if state else 0,
@@ -158,20 +168,26 @@ def make_report(cfg: EvaluateConfig) -> dict:
     bad one are kept in results.json."""
     root = Path(cfg.dir)
     runs = find_runs(root)
-    out = root / "eval"
-    out.mkdir(parents=True, exist_ok=True)
+    out = root / "eval"  # made by the first write, once a run has been evaluated
     results_path = out / "results.json"
     settings = asdict(cfg.eval)
     results = {"settings": settings, "runs": {}}
     if results_path.is_file():  # keep what an earlier report evaluated with the same settings
-        previous = json.loads(results_path.read_text())
+        try:
+            previous = json.loads(results_path.read_text())
+            assert isinstance(previous, dict)
+        except (ValueError, AssertionError):
+            raise EvaluationError(
+                f"{results_path}: not a report's results (corrupt JSON); move it away to start "
+                "a new report"
+            ) from None
         if previous.get("settings") == settings:
             results["runs"] = previous.get("runs", {})
 
     configs, problems = {}, []
     for run in runs:
         try:
-            configs[run] = run_config(run)
+            configs[run] = run_config(run, cfg.modules)
         except CheckpointError as err:
             problems.append(str(err))
     envs = {c.env.name for c, _ in configs.values()}
@@ -232,6 +248,5 @@ def make_report(cfg: EvaluateConfig) -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(data, indent=1))

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     from maml_hydra.checkpoint import CheckpointError  # torch: only once the config composed
-    from maml_hydra.experiment import Experiment
+    from maml_hydra.experiment import DivergenceError, Experiment
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
@@ -31,7 +31,7 @@ def main(cfg: DictConfig) -> None:
             log.info("continuing %s from its checkpoint", run_dir)
             config = replace(config, resume=str(run_dir))
         Experiment(config, run_dir).train()
-    except (ConfigError, CheckpointError) as err:
+    except (ConfigError, CheckpointError, DivergenceError) as err:
         sys.exit(f"error: {err}")
 
 

@@ -189,9 +189,10 @@ def test_cli_reports_a_bad_checkpoint_in_one_line(tmp_path):
 
 def test_checkpoint_write_is_atomic(tmp_path):
     path = tmp_path / "c.pt"
-    save_checkpoint(path, {"format": 1, "x": torch.ones(2)})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]  # no temp file left behind
-    assert torch.equal(load_checkpoint(path)["x"], torch.ones(2))
+    state = Experiment(make_config(), tmp_path / "run").state_dict()
+    save_checkpoint(path, state)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt", "run"]  # no temp file left
+    assert load_checkpoint(path)["config"] == state["config"]
 
 
 def test_cli_runs_ppo_with_meta_sgd_first_order(tmp_path):

@@ -163,6 +163,8 @@ def test_trpo_failed_line_search_leaves_parameters_unchanged():
     new_theta, metrics = opt.step(theta, bad)
     assert metrics["line_search_failed"] == 1
     assert torch.equal(new_theta, theta)
+    # the metrics are those of the step taken: none
+    assert metrics["surrogate_after"] == metrics["surrogate_before"] and metrics["kl"] == 0
 
 
 def test_fisher_task_subset_is_a_fresh_checkpointed_draw_each_iteration():

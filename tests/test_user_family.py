@@ -81,12 +81,11 @@ def test_a_family_outside_the_package_meta_trains_and_evaluates(user_project):
     cfg = config_from_yaml(state["config"])
     assert state["iteration"] == 2 and cfg.env.params == {"speed": 0.2}
     assert len(json.loads((run / "eval_results.json").read_text())["return_mean"]) == 3
-    report = cli(
-        "maml_hydra.evaluate",
-        [str(run), "eval.num_tasks=3", "eval.episodes_per_task=4", "progress=false"],
-        root,
-        env,
-    )
+    args = [str(run), "eval.num_tasks=3", "eval.episodes_per_task=4", "progress=false"]
+    # the report imports a family from a checkpoint only from the package or named modules
+    refused = cli("maml_hydra.evaluate", args, root, env)
+    assert refused.returncode == 1 and "modules=[line_family]" in refused.stderr
+    report = cli("maml_hydra.evaluate", [*args, "modules=[line_family]"], root, env)
     assert report.returncode == 0, report.stderr[-3000:]
     assert "| maml | 1 |" in (run / "eval" / "summary.md").read_text()
 
