@@ -635,9 +635,7 @@ def _legacy_baseline(raw: DictConfig) -> DictConfig:
 
 def flatten_config(cfg) -> dict[str, object]:
     """Dotted keys -> values of a (structured) config, lists kept as strings."""
-    container = OmegaConf.to_container(
-        OmegaConf.structured(cfg), resolve=True, enum_to_str=True
-    )
+    container = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True)
     flat: dict[str, object] = {}
 
     def walk(node, prefix: str) -> None:
