@@ -15,11 +15,14 @@ $(STAMP): pyproject.toml
 train: $(STAMP)  ## MAML-TRPO on 2D navigation, a few minutes on a laptop
 	$(BIN)/python -m maml_hydra.train $(ARGS)
 
+# Two workers on 2 cores (pytest-xdist), each test file on one worker (its module fixtures once).
+XDIST := -n auto --dist loadfile
+
 test: $(STAMP)  ## the fast suite (no `slow` tests)
-	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -m "not slow" $(XDIST) $(ARGS)
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check maml_hydra hydra_plugins tests scripts

@@ -495,16 +495,23 @@ class Config:
     progress: bool = True  # show a progress bar
 
     def check(self) -> None:
-        """Every section's own rules, then those that need the task family's class."""
+        """Every section's own rules, then those that need the task family's class (a family
+        defined outside the package is always imported, to check that it is one)."""
         for section in (self.env, self.algorithm, self.inner, self.baseline):
             section.check(self)
         self.policy.check(self)
         self.train.check(self)
         self.eval.check(self)
         check_device(self.device)
+        steps = Sampling(self.train.sampling) is not Sampling.episodes
+        builtin = any(
+            getattr(c, "_target_", None) == self.env._target_ for c in _subclasses(EnvConfig)
+        )
+        if builtin and self.eval.tasks is None and not steps:
+            return  # nothing left that needs the family's class (and torch) imported
         family = _family(self.env._target_)
         self.eval.check_tasks(family)
-        if self.train.sampling is not Sampling.episodes:
+        if steps:
             require(
                 family.can_restart(),
                 "train.sampling",

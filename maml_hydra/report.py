@@ -137,8 +137,10 @@ def write_markdown(
     path.write_text("\n".join(lines) + "\n")
 
 
-def plot(path: Path, summary: dict, env: str) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+def plot(path: Path, summary: dict, env: str, num_tasks: int) -> None:
+    """Return against gradient steps per variant; the band is one standard error over every
+    (seed, task) pair, which the figure says with the counts."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     steps = max(len(s["steps"]) for s in summary.values())
     for variant in ordered(summary):
         rows = summary[variant]["steps"]
@@ -154,7 +156,13 @@ def plot(path: Path, summary: dict, env: str) -> None:
     ax.set_xticks(range(steps))
     ax.set_xlabel("gradient steps")
     ax.set_ylabel("average return (sum of rewards per episode)")
-    ax.set_title(f"Adaptation on held-out tasks: {env}")
+    seeds = sorted({s["seeds"] for s in summary.values()})
+    seeds_text = "/".join(str(n) for n in seeds) + (" seed" if seeds == [1] else " seeds")
+    ax.set_title(
+        f"Adaptation on held-out tasks: {env}\n"
+        f"mean, band ± 1 s.e. over {num_tasks} tasks x {seeds_text}",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -239,7 +247,7 @@ def make_report(cfg: EvaluateConfig) -> dict:
         for c, _ in configs.values()
     }
     write_markdown(out / "summary.md", results["summary"], settings, env, per_step)
-    plot(out / "adaptation.png", results["summary"], env)
+    plot(out / "adaptation.png", results["summary"], env, cfg.eval.num_tasks)
     if problems:
         raise EvaluationError(
             "; ".join(problems) + f" (report written for the other runs in {out})"

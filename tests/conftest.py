@@ -8,10 +8,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
-from maml_hydra.config import Config, to_config
+# make test runs two pytest-xdist workers on the 2 cores: one torch thread each, here and in
+# every CLI subprocess (they inherit it). Tiny tensors gain nothing from a second thread, and
+# an oversubscribed OpenMP pool slows them many times over (measured: 0.15 s against 7 s per
+# tiny meta-iteration while another process kept one core busy).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from hydra import compose, initialize_config_dir  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from maml_hydra.config import Config, to_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -275,3 +275,43 @@ def test_report_config_errors_are_one_line_and_write_nothing(tmp_path, override,
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith(expected), lines
     assert list(tmp_path.iterdir()) == []
+
+
+def test_result_files_regenerate_the_tables_and_the_plot(sweep, tmp_path):
+    """scripts/export_results.py writes one compact JSON per evaluated run; results_table.py
+    makes the table, the paired comparisons and the plot from those files alone."""
+    root = copy_sweep(sweep, tmp_path / "sweep")
+    report = make_report(EvaluateConfig(dir=str(root), eval=REPORT_EVAL, progress=False))
+    out = tmp_path / "results"
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+    export = subprocess.run(
+        [sys.executable, str(scripts / "export_results.py"), str(root), "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert export.returncode == 0, export.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [f"{v}_seed0.json" for v in ("maml", "oracle", "pretrained", "random")]
+    maml = json.loads((out / "maml_seed0.json").read_text())
+    assert maml["returns"] == report["runs"]["navigation_maml_trpo_seed0"]["returns"]
+    assert maml["iterations"] == 3 and maml["env_steps"] > 0 and maml["train_wall_s"] > 0
+    assert config_from_yaml(maml["config"]).baseline.name == "maml" and len(maml["commit"]) == 40
+    random = json.loads((out / "random_seed0.json").read_text())
+    cfg = config_from_yaml(random["config"])
+    assert (cfg.baseline.name, cfg.train.iterations, random["env_steps"]) == ("random", 0, 0)
+
+    shutil.rmtree(root)  # the table needs only the result files
+    png = tmp_path / "adaptation.png"
+    table = subprocess.run(
+        [sys.executable, str(scripts / "results_table.py"), str(out), "--plot", str(png)],
+        capture_output=True,
+        text=True,
+    )
+    assert table.returncode == 0, table.stderr
+    row = report["summary"]["maml"]["steps"]
+    cells = " | ".join(f"{r['mean']:.2f} ± {r['stderr']:.2f}" for r in row)
+    assert f"| maml | 1 | {cells} |" in table.stdout
+    assert "MAML after 1 step minus pretrained after 1 step: " in table.stdout
+    assert "MAML after 1 step minus random after 1 step: " in table.stdout
+    assert "| maml seed 0 | 3 |" in table.stdout
+    assert mpimg.imread(png)[..., :3].std() > 0.05

@@ -1,0 +1,95 @@
+"""Compact, committed result files from an evaluation report, one JSON per evaluated run:
+
+    .venv/bin/python scripts/export_results.py SWEEP_DIR --out docs/results/<family> [--commit SHA]
+
+Run it after ``python -m maml_hydra.evaluate SWEEP_DIR``. Each file, ``<variant>_seed<seed>.json``,
+holds the held-out returns per gradient step and task, the tasks, the evaluation settings, the
+config that ran (the checkpoint's), the commit, the meta-iterations, the env steps and the
+training wall time (the sum of TensorBoard's ``time/iteration``). ``scripts/results_table.py``
+makes the tables and the plot of docs/RESULTS.md from these files alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from maml_hydra.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
+
+
+def train_seconds(run: Path) -> float:
+    """Seconds of meta-training: the sum of the run's ``time/iteration`` (0 if it never
+    trained)."""
+    acc = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    if "time/iteration" not in acc.Tags().get("scalars", []):
+        return 0.0
+    return sum(e.value for e in acc.Scalars("time/iteration"))
+
+
+def export(sweep: Path, out: Path, commit: str) -> list[Path]:
+    results_path = sweep / "eval" / "results.json"
+    if not results_path.is_file():
+        raise SystemExit(
+            f"error: {results_path}: no report; run python -m maml_hydra.evaluate first"
+        )
+    results = json.loads(results_path.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for entry in results["runs"].values():
+        run = Path(entry["run"])
+        try:
+            state = load_checkpoint(run / "checkpoints" / "last.pt")
+        except CheckpointError as err:
+            raise SystemExit(f"error: {err}") from None
+        config = OmegaConf.create(state["config"])
+        untrained = entry["iteration"] == 0
+        if untrained and config.baseline.name != "random":
+            # the report's random variant: this MAML run's config as baseline=random sets it
+            config.baseline.name, config.train.iterations = "random", 0
+        record = {
+            "family": entry["env"],
+            "variant": entry["variant"],
+            "seed": entry["seed"],
+            "commit": commit,
+            "config": OmegaConf.to_yaml(config),
+            "iterations": entry["iteration"],
+            "env_steps": 0 if untrained else int(state["env_steps"]),
+            "train_wall_s": 0.0 if untrained else round(train_seconds(run), 1),
+            "eval": results["settings"],
+            "tasks": entry["tasks"],
+            "returns": entry["returns"],  # [gradient steps + 1][tasks]
+        }
+        path = out / f"{entry['variant']}_seed{entry['seed']}.json"
+        path.write_text(json.dumps(record, indent=1) + "\n")
+        written.append(path)
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep", type=Path, help="a run or sweep directory with eval/results.json")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--commit", default=None, help="default: git rev-parse HEAD")
+    args = parser.parse_args()
+    commit = (
+        args.commit
+        or subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    )
+    for path in export(args.sweep, args.out, commit):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
