@@ -125,3 +125,16 @@ def claim_run_dir(run_dir: str | os.PathLike) -> None:
             "choose another hydra.run.dir"
         ) from None
     _OWNED[path] = fd
+
+
+def prepare_run_dir(cfg: Config, run_dir: Path) -> None:
+    """Before a training writes anything (``config.ValidateOnStart``, ``cfg`` checked): a
+    checkpoint in ``run_dir`` (resumed, or continued as a requeued job does) must load and fit
+    ``cfg``; then this process owns the directory, so that a second run into it is refused.
+    Raises CheckpointError, having changed nothing."""
+    if run_dir.is_file():
+        raise CheckpointError(f"{run_dir}: is a file, not a run directory")
+    checkpoint = run_dir / "checkpoints" / "last.pt"
+    if cfg.resume is not None or checkpoint.is_file():
+        check_resumable(load_checkpoint(checkpoint), cfg, checkpoint)
+    claim_run_dir(run_dir)

@@ -503,6 +503,12 @@ class Config:
         self.train.check(self)
         self.eval.check(self)
         check_device(self.device)
+        if self.resume is not None:
+            resume = Path(self.resume)
+            require(
+                not resume.is_file(), "resume", self.resume, "is a file; give its run directory"
+            )
+            require(resume.is_dir(), "resume", self.resume, "no such run directory")
         steps = Sampling(self.train.sampling) is not Sampling.episodes
         builtin = any(
             getattr(c, "_target_", None) == self.env._target_ for c in _subclasses(EnvConfig)
@@ -539,11 +545,6 @@ class EvaluateConfig:
         require(Path(self.dir).is_dir(), "dir", self.dir, "no such directory")
         self.eval.check()
         check_device(self.device)
-
-
-def validate(cfg: Config | EvaluateConfig) -> None:
-    """Check every key; raise ConfigError naming the first key that is not allowed."""
-    cfg.check()
 
 
 def _subclasses(cls: type) -> list[type]:
@@ -705,7 +706,12 @@ class ValidateOnStart(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         cfg = _exit_on_error(lambda: to_config(config))
         if isinstance(cfg, Config):
-            _prepare_run_dir(cfg, Path(str(config.hydra.run.dir)))
+            from maml_hydra.checkpoint import CheckpointError, prepare_run_dir
+
+            try:
+                prepare_run_dir(cfg, Path(str(config.hydra.run.dir)))
+            except CheckpointError as err:
+                sys.exit(f"error: {err}")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _exit_on_error(lambda: to_config(config))
@@ -716,35 +722,4 @@ def _exit_on_error(check: Callable[[], Any]) -> Any:
     try:
         return check()
     except ConfigError as err:
-        sys.exit(f"error: {err}")
-
-
-def _prepare_run_dir(cfg: Config, run_dir: Path) -> None:
-    """Before a training writes anything: ``resume`` must name a run directory; a checkpoint
-    there (resumed, or continued as a requeued job does) must load and fit this config; then
-    this process owns the directory (``checkpoint.claim_run_dir``), so that a second run into it
-    is refused. Torch is imported only where a checkpoint has to be read."""
-    if cfg.resume is not None:
-        resume = Path(cfg.resume)
-        if resume.is_file():
-            _exit_on_error(
-                lambda: require(False, "resume", cfg.resume, "is a file; give the run directory")
-            )
-        if not resume.is_dir():
-            _exit_on_error(lambda: require(False, "resume", cfg.resume, "no such run directory"))
-    checkpoint = run_dir / "checkpoints" / "last.pt"
-    if run_dir.is_file():
-        sys.exit(f"error: {run_dir}: is a file, not a run directory")
-    from maml_hydra.checkpoint import (
-        CheckpointError,
-        check_resumable,
-        claim_run_dir,
-        load_checkpoint,
-    )
-
-    try:
-        if cfg.resume is not None or checkpoint.is_file():
-            check_resumable(load_checkpoint(checkpoint), cfg, checkpoint)
-        claim_run_dir(run_dir)
-    except CheckpointError as err:
         sys.exit(f"error: {err}")

@@ -17,6 +17,7 @@ from tensorboard.backend.event_processing.event_multiplexer import EventMultiple
 from torch.utils.tensorboard import SummaryWriter
 
 from maml_hydra.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from maml_hydra.config import ConfigError
 from maml_hydra.experiment import Experiment
 from maml_hydra.logger import peak_memory
 from tests.conftest import TINY, make_config, run_cli
@@ -158,8 +159,12 @@ def test_sigkilled_run_resumes_to_the_same_parameters(tmp_path, algorithm):
 
 def test_checkpoint_problems_stop_with_one_clear_line(tmp_path):
     run = tmp_path / "run"
+    with pytest.raises(ConfigError, match="resume=.*: no such run directory"):
+        make_config([f"resume={run}"])
+    run.mkdir()
     with pytest.raises(CheckpointError, match="no checkpoint found"):
         Experiment(make_config([f"resume={run}"]))
+    run.rmdir()
 
     Experiment(make_config(["train.iterations=1"]), run).train()
     ckpt = run / "checkpoints" / "last.pt"
