@@ -216,7 +216,7 @@ class Experiment:
         theta = self.learner.parameters()
         bad = [k for k, v in metrics.items() if not math.isfinite(v)]
         if not bool(torch.isfinite(theta).all()):
-            bad.insert(0, "the meta-parameters")
+            bad.insert(0, "a meta-parameter")
         if bad:
             self.save()  # the snapshot: the state after the last finite iteration
             raise DivergenceError(

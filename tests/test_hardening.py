@@ -248,7 +248,7 @@ def test_a_diverging_run_stops_keeps_its_last_finite_checkpoint_and_reports_noth
     with pytest.raises(DivergenceError) as err:
         exp.train()
     message = str(err.value)
-    assert "diverged at iteration 4: the meta-parameters is not finite" in message
+    assert "diverged at iteration 4: a meta-parameter is not finite" in message
     assert "holds iteration 3" in message and "\n" not in message
     state = load_checkpoint(run / CKPT)  # finite, else this would raise
     assert state["iteration"] == 3 and (run / CKPT).read_bytes() != good
