@@ -71,7 +71,7 @@ def test_every_group_option_composes(group, option):
         ("policy.hidden_sizes=[32,32,32]", ("policy.hidden_sizes", [32, 32, 32])),
         ("policy.activation=tanh", ("policy.activation", "tanh")),
         ("policy.init=xavier", ("policy.init", "xavier")),
-        ("resume=/some/run", ("resume", "/some/run")),
+        (f"resume={CONF}", ("resume", str(CONF))),  # an existing directory
         ("device=cpu", ("device", "cpu")),
         ("train.sampling=steps", ("train.sampling", "steps")),
     ],
