@@ -307,3 +307,38 @@ def test_random_init_is_evaluated_with_its_own_observation_statistics(tmp_path):
     maml_cfg = make_config(overrides)
     report = evaluate_run(maml_cfg, None, tmp_path / "maml", random_cfg.eval, "cpu")
     assert report["returns"] == summary["return_per_task"]
+
+
+def test_a_family_runs_end_to_end_into_result_files(tmp_path):
+    """scripts/family_results.sh (experiment=halfcheetah_dir), shrunk to seconds: a sweep of
+    MAML, pretrained and oracle, the report with random init, the result files, the table."""
+    out = tmp_path / "results"
+    result = subprocess.run(
+        [
+            "bash",
+            str(ROOT / "scripts" / "family_results.sh"),
+            "halfcheetah_dir",
+            "0",
+            "train.iterations=1",
+            "train.meta_batch_size=2",
+            "train.episodes_per_task=2",
+            "env.horizon=5",
+            "train.eval_every=0",
+        ],
+        env={
+            **os.environ,
+            "PYTHON": sys.executable,
+            "SWEEP_DIR": str(tmp_path / "sweep"),
+            "OUT": str(out),
+            "EVAL": "eval.num_tasks=2 eval.episodes_per_task=2 eval.num_steps=1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    names = sorted(p.name for p in out.iterdir())
+    variants = ("maml", "oracle", "pretrained", "random")
+    assert names == ["adaptation.png", *(f"{v}_seed0.json" for v in variants)]
+    assert "| maml | 1 |" in result.stdout and "| oracle | 1 |" in result.stdout
+    assert "MAML paper | | -50.69 | 293.19 |" in result.stdout
