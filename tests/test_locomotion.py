@@ -258,26 +258,23 @@ def test_mujoco_compiler_warnings_are_python_warnings_not_a_log_file(tmp_path, m
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_short_ant_run_script_trains_and_summarizes(tmp_path):
-    """scripts/ant_short.sh (docs/RESULTS.md), shrunk by later overrides to a few seconds."""
-    run_dir = tmp_path / "ant"
-    result = subprocess.run(
-        [
-            "bash",
-            str(ROOT / "scripts" / "ant_short.sh"),
-            "2",
-            "train.meta_batch_size=2",
-            "train.episodes_per_task=2",
-            "env.horizon=5",
-            "eval.num_tasks=2",
-            "eval.episodes_per_task=2",
-            "train.eval_every=1",
-        ],
-        env={**os.environ, "PYTHON": sys.executable, "RUN_DIR": str(run_dir)},
+def run_script(name: str, args: list[str], **env: str) -> subprocess.CompletedProcess:
+    """``bash scripts/<name> <args>`` with this interpreter as its PYTHON."""
+    return subprocess.run(
+        ["bash", str(ROOT / "scripts" / name), *args],
+        env={**os.environ, "PYTHON": sys.executable, **env},
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_the_short_ant_run_script_trains_and_summarizes(tmp_path):
+    """scripts/ant_short.sh (docs/RESULTS.md), shrunk by later overrides to a few seconds."""
+    run_dir = tmp_path / "ant"
+    args = ["2", "train.meta_batch_size=2", "train.episodes_per_task=2", "env.horizon=5"]
+    args += ["eval.num_tasks=2", "eval.episodes_per_task=2", "train.eval_every=1"]
+    result = run_script("ant_short.sh", args, RUN_DIR=str(run_dir))
     assert result.returncode == 0, result.stderr[-3000:]
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["iteration"] == 2
     assert f"{run_dir}: 2 iterations" in result.stdout
@@ -313,28 +310,14 @@ def test_a_family_runs_end_to_end_into_result_files(tmp_path):
     """scripts/family_results.sh (experiment=halfcheetah_dir), shrunk to seconds: a sweep of
     MAML, pretrained and oracle, the report with random init, the result files, the table."""
     out = tmp_path / "results"
-    result = subprocess.run(
-        [
-            "bash",
-            str(ROOT / "scripts" / "family_results.sh"),
-            "halfcheetah_dir",
-            "0",
-            "train.iterations=1",
-            "train.meta_batch_size=2",
-            "train.episodes_per_task=2",
-            "env.horizon=5",
-            "train.eval_every=0",
-        ],
-        env={
-            **os.environ,
-            "PYTHON": sys.executable,
-            "SWEEP_DIR": str(tmp_path / "sweep"),
-            "OUT": str(out),
-            "EVAL": "eval.num_tasks=2 eval.episodes_per_task=2 eval.num_steps=1",
-        },
-        capture_output=True,
-        text=True,
-        timeout=300,
+    args = ["halfcheetah_dir", "0", "train.iterations=1", "train.meta_batch_size=2"]
+    args += ["train.episodes_per_task=2", "env.horizon=5", "train.eval_every=0"]
+    result = run_script(
+        "family_results.sh",
+        args,
+        SWEEP_DIR=str(tmp_path / "sweep"),
+        OUT=str(out),
+        EVAL="eval.num_tasks=2 eval.episodes_per_task=2 eval.num_steps=1",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     names = sorted(p.name for p in out.iterdir())
