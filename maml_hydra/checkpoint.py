@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from maml_hydra.config import Config, config_from_yaml, flatten_config
+from maml_hydra.config import Config, ConfigError, config_from_yaml, flatten_config
 
 # What every checkpoint holds (``Experiment.state_dict``).
 KEYS = ("format", "iteration", "env_steps", "learner", "meta_optimizer", "rng", "config")
@@ -85,13 +85,21 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return state
 
 
-def check_resumable(state: dict[str, Any], cfg: Config, path: Path) -> None:
-    """A run resumed from ``state`` (loaded from ``path``) may change only RESUMABLE_KEYS."""
+def checkpoint_config(state: dict[str, Any], path: Path, modules: list[str] | None = None):
+    """The typed config a checkpoint (loaded from ``path``) holds; with ``modules``, its task
+    family must be the package's or in one of them (``config.config_from_yaml``)."""
     try:
-        saved = flatten_config(config_from_yaml(state["config"]))
-    except Exception as err:  # OmegaConf's or ours: a key or value this version does not know
+        return config_from_yaml(state["config"], modules)
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    except Exception as err:  # OmegaConf's: a key or value this version does not know
         first = str(err).splitlines()[0]
         raise CheckpointError(f"{path}: its config does not fit this version: {first}") from None
+
+
+def check_resumable(state: dict[str, Any], cfg: Config, path: Path) -> None:
+    """A run resumed from ``state`` (loaded from ``path``) may change only RESUMABLE_KEYS."""
+    saved = flatten_config(checkpoint_config(state, path))
     current = flatten_config(cfg)
     diffs = [
         f"{k} (checkpoint {saved.get(k)!r}, now {current.get(k)!r})"

@@ -16,8 +16,13 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from maml_hydra.checkpoint import CheckpointError, load_checkpoint, write_atomic
-from maml_hydra.config import Config, ConfigError, EvaluateConfig, config_from_yaml
+from maml_hydra.checkpoint import (
+    CheckpointError,
+    checkpoint_config,
+    load_checkpoint,
+    write_atomic,
+)
+from maml_hydra.config import Config, EvaluateConfig
 from maml_hydra.sampling import SamplingPlan
 
 matplotlib.use("Agg")
@@ -55,13 +60,7 @@ def run_config(run: Path, modules: list[str] = ()) -> tuple[Config, dict]:
     must be the package's or in ``modules``, checked before anything is imported."""
     path = run / "checkpoints" / "last.pt"
     state = load_checkpoint(path)
-    try:
-        return config_from_yaml(state["config"], list(modules)), state
-    except ConfigError as err:
-        raise CheckpointError(f"{path}: {err}") from None
-    except Exception as err:  # OmegaConf's: a key or value this version does not know
-        first = str(err).splitlines()[0]
-        raise CheckpointError(f"{path}: its config does not fit this version: {first}") from None
+    return checkpoint_config(state, path, list(modules)), state
 
 
 def evaluate_run(cfg: Config, state: dict | None, run_dir: Path, eval_cfg, device: str) -> dict:
