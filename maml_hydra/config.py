@@ -134,6 +134,15 @@ class HVP(str, Enum):
     finite_difference = "finite_difference"
 
 
+class Estimator(str, Enum):
+    """The inner-loop objective (``inner.estimator``; maml_hydra/estimators.py): the same
+    gradient, a different second derivative through the inner step."""
+
+    reinforce = "reinforce"  # -E[log pi A] (Finn et al. 2017)
+    dice = "dice"  # DiCE (Foerster et al. 2018): the full score-function Hessian
+    lvc = "lvc"  # ProMP's low-variance curvature objective (Rothfuss et al. 2019)
+
+
 # ------------------------------------------------------------------------------------ env
 @dataclass
 class EnvConfig:
@@ -350,6 +359,28 @@ class PPOConfig(AlgorithmConfig):
         positive("algorithm.target_kl", self.target_kl, optional=True)
 
 
+@dataclass
+class ProMPConfig(PPOConfig):
+    """ProMP (Rothfuss et al. 2019): PPO's clipped objective on the adapted policies plus, for
+    each inner step k, a KL penalty eta_k KL(pi_old,k || pi_k) between the policy that sampled
+    support batch k and the one the current meta-parameters adapt to on it (k = 0: the
+    pre-update policy). ``conf/algorithm/promp.yaml`` also sets ``inner.estimator: lvc``."""
+
+    _target_: str = "maml_hydra.meta_optimizers.ProMP"
+    name: str = "promp"
+    clip_eps: float = 0.3  # the paper's
+    kl_coef: float = 5e-4  # starting eta_k, every inner step (the paper's code)
+    # Adapt eta_k after every meta-iteration: halve it when KL_k < kl_target / 1.5, double it
+    # when KL_k > 1.5 kl_target (Schulman et al. 2017, sec. 4); false keeps kl_coef.
+    kl_adaptive: bool = True
+    kl_target: float = 0.01
+
+    def check(self, cfg: Config) -> None:
+        super().check(cfg)
+        at_least("algorithm.kl_coef", self.kl_coef, 0)
+        positive("algorithm.kl_target", self.kl_target)
+
+
 # ---------------------------------------------------------------------------------- inner
 @dataclass
 class InnerConfig:
@@ -362,6 +393,8 @@ class InnerConfig:
     num_steps: int = 1
     lr: float = 0.1  # inner step size (paper: 0.1); with learn_lr, every step size's start
     first_order: bool = False  # stop gradients through the inner gradient (FOMAML)
+    # The inner objective: reinforce, dice or lvc (algorithm=promp sets lvc)
+    estimator: Estimator = Estimator.reinforce
     # Meta-SGD (Li et al. 2017): a learned step size per policy parameter, initialised to lr;
     # the evaluator then adapts with the learned step sizes, not eval.lrs.
     learn_lr: bool = False
@@ -694,6 +727,17 @@ def validate_launcher(launcher: DictConfig) -> None:
         require(delay < minutes * 60, "hydra.launcher.signal_delay_s", delay, rule)
 
 
+def validate_sweeper(sweeper: DictConfig) -> None:
+    """An Optuna search (``hydra/sweeper=optuna``) maximises each run's returned objective, a
+    held-out return (``evaluator.objective_step``); the plugin's default direction minimises."""
+    if not str(sweeper.get("_target_", "")).endswith("OptunaSweeper"):
+        return
+    direction = sweeper.get("direction")
+    name = getattr(direction, "name", str(direction))
+    rule = "must be maximize: the objective each run returns is its held-out return"
+    require(name == "maximize", "hydra.sweeper.direction", name, rule)
+
+
 class ValidateOnStart(Callback):
     """Hydra callback: check the config, and the run directory it will write to, before Hydra
     creates or writes anything there.
@@ -716,6 +760,7 @@ class ValidateOnStart(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _exit_on_error(lambda: to_config(config))
         _exit_on_error(lambda: validate_launcher(config.hydra.launcher))
+        _exit_on_error(lambda: validate_sweeper(config.hydra.sweeper))
 
 
 def _exit_on_error(check: Callable[[], Any]) -> Any:

@@ -72,6 +72,14 @@ def summarize_returns(returns: Tensor) -> dict:
     }
 
 
+def objective_step(inner_steps: int, eval_steps: int) -> int:
+    """Which held-out return a hyperparameter search maximises (``hydra/sweeper=optuna``): the
+    one after the gradient steps the run meta-trains for (``inner.num_steps``; at least one, so
+    that pretrained counts after fine-tuning, as in the paper's comparison), and at most the
+    ``eval.num_steps`` the evaluation takes (0 for the oracle)."""
+    return min(max(inner_steps, 1), eval_steps)
+
+
 def paired_gain(returns) -> str:
     """The gain of the first step per task, returns[1] - returns[0], as
     "mean ± standard error (k of n tasks gain)"; ``returns`` is [K+1, tasks] (or nested lists)."""

@@ -22,7 +22,7 @@ from maml_hydra.checkpoint import (
     write_atomic,
 )
 from maml_hydra.config import Config, config_to_yaml
-from maml_hydra.evaluator import Evaluator, summarize_returns
+from maml_hydra.evaluator import Evaluator, objective_step, summarize_returns
 from maml_hydra.learner import MAML, MetaBatch
 from maml_hydra.logger import RunLogger, Stopwatch, peak_memory
 from maml_hydra.meta_optimizers import pre_update_kl
@@ -263,7 +263,14 @@ class Experiment:
                     self._log_eval(logger, self.evaluate())
             summary = self.evaluate()
             self._log_eval(logger, summary)
-            summary = {"iteration": self.iteration, "env_steps": self.env_steps, **summary}
+            k = objective_step(self.cfg.inner.num_steps, self.cfg.eval.num_steps)
+            summary = {
+                "iteration": self.iteration,
+                "env_steps": self.env_steps,
+                "objective_step": k,
+                "objective": summary["return_mean"][k],
+                **summary,
+            }
             write_atomic(self.run_dir / "eval_results.json", json.dumps(summary, indent=1))
             logger.hparams(
                 {f"eval/return_step_{k}": v for k, v in enumerate(summary["return_mean"])}

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
-from maml_hydra.config import InnerConfig
+from maml_hydra.config import Estimator, InnerConfig
+from maml_hydra.estimators import ESTIMATORS
 from maml_hydra.logger import Stopwatch
 from maml_hydra.policy import GaussianMLPPolicy, gaussian_log_prob
 from maml_hydra.sampling import SamplingPlan, Trajectories, rollout
@@ -75,6 +76,7 @@ class MAML:
         self.lr = inner.lr
         self.first_order = inner.first_order
         self.learn_lr = inner.learn_lr
+        self.inner_objective = ESTIMATORS[Estimator(inner.estimator)]
         self.gamma = gamma
         self.gae_lambda = gae_lambda
         self.inner_lrs: Params = {}
@@ -123,10 +125,11 @@ class MAML:
         return functional_call(self.policy, policy_params, (obs,))
 
     def task_inner_loss(self, params: Params, traj: Trajectories) -> Tensor:
-        """VPG surrogate -E[log pi(a|s) A] over the valid steps of one task's support batch."""
+        """The inner objective (``inner.estimator``, maml_hydra/estimators.py) on one task's
+        support batch; by default the VPG surrogate -E[log pi(a|s) A] over its valid steps."""
         mean, log_std = self.task_dist(params, traj.obs)
         log_prob = gaussian_log_prob(mean, log_std, traj.actions)
-        return -(log_prob * traj.advantages * traj.mask).sum() / traj.mask.sum()
+        return self.inner_objective(log_prob, traj)
 
     def task_adapt_step(self, params: Params, traj: Trajectories, lr: float) -> Params:
         """One inner step; ``lr`` is ignored when the step sizes are learned (Meta-SGD)."""
@@ -147,6 +150,15 @@ class MAML:
     def task_query_dist(self, params: Params, supports: tuple[Trajectories, ...], obs: Tensor):
         return self.task_dist(self.task_adapt(params, supports), obs)
 
+    def task_trace(self, params: Params, supports: tuple[Trajectories, ...], obs: Tensor):
+        """The policy before each inner step k on support batch k, (mean, log_std) per k, and
+        the adapted policy on the query observations ``obs``."""
+        before = []
+        for traj in supports:
+            before.append(self.task_dist(params, traj.obs))
+            params = self.task_adapt_step(params, traj, self.lr)
+        return tuple(before), self.task_dist(params, obs)
+
     # ---------------------------------------------------------- batched over tasks
     def query_dist(self, theta: Tensor, batch: MetaBatch) -> tuple[Tensor, Tensor]:
         """The adapted policies' (mean [T,E,H,A], log_std [T,A]) on the query observations,
@@ -155,6 +167,12 @@ class MAML:
         return vmap(self.task_query_dist, in_dims=(None, 0, 0))(
             params, batch.supports, batch.query.obs
         )
+
+    def trace(self, theta: Tensor, batch: MetaBatch):
+        """``task_trace`` for every task: ((mean, log_std) on each support batch before its
+        step, ...), (mean, log_std) on the query batch; differentiable in theta."""
+        params = self.layout.unflatten(theta)
+        return vmap(self.task_trace, in_dims=(None, 0, 0))(params, batch.supports, batch.query.obs)
 
     def adapt_step(self, params: Params, traj: Trajectories, lr: float, batched: bool) -> Params:
         """One inner step for every task; ``batched`` says whether params are already per task."""

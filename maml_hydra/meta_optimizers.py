@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.func import vjp
 
-from maml_hydra.config import HVP, PPOConfig, TRPOConfig
+from maml_hydra.config import HVP, PPOConfig, ProMPConfig, TRPOConfig
 from maml_hydra.learner import MAML, MetaBatch
 from maml_hydra.policy import gaussian_entropy, gaussian_kl, gaussian_log_prob
 from maml_hydra.sampling import Trajectories
@@ -320,10 +320,7 @@ class PPO:
             epoch_kls = []
             for tasks in order.chunk(cfg.num_minibatches):
                 sub = batch.select(tasks)
-                mean, log_std = self.learner.query_dist(self.param, sub)
-                loss, clip_fraction = clipped_surrogate_loss(
-                    mean, log_std, sub.query, cfg.clip_eps, cfg.entropy_coef
-                )
+                loss, clip_fraction, (mean, log_std) = self.objective(sub)
                 self.optimizer.zero_grad()
                 loss.backward()
                 if cfg.max_grad_norm is not None:
@@ -340,6 +337,7 @@ class PPO:
             if cfg.target_kl is not None and kls[-1] > cfg.target_kl:
                 break
         metrics = {
+            **self.after_step(batch),
             "ppo_loss": losses[-1],
             "ppo_loss_first": losses[0],
             "clip_fraction": clip_fractions[-1],
@@ -349,6 +347,20 @@ class PPO:
             "time/meta_gradient": time.perf_counter() - clock,
         }
         return self.param.detach().clone(), metrics
+
+    def objective(self, sub: MetaBatch) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+        """The loss of a minibatch of tasks at the current meta-parameters, the fraction of
+        clipped ratios, and the adapted policies' (mean, log_std) on its query data."""
+        cfg = self.cfg
+        mean, log_std = self.learner.query_dist(self.param, sub)
+        loss, clip_fraction = clipped_surrogate_loss(
+            mean, log_std, sub.query, cfg.clip_eps, cfg.entropy_coef
+        )
+        return loss, clip_fraction, (mean, log_std)
+
+    def after_step(self, batch: MetaBatch) -> dict[str, float]:
+        """Bookkeeping once the epochs are done; metrics to log."""
+        return {}
 
     def state_dict(self) -> dict:
         # a copy: Adam updates its moment tensors in place
@@ -360,3 +372,53 @@ class PPO:
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.set_state(state["rng"])
+
+
+def inner_kls(before, supports: tuple[Trajectories, ...]) -> Tensor:
+    """[K] mean KL(pi_old,k || pi_k) on each support batch k: the policy that sampled it
+    against the one before inner step k at the current meta-parameters (``MAML.trace``)."""
+    pairs = zip(before, supports, strict=True)
+    kls = [mean_kl(mean, log_std, traj) for (mean, log_std), traj in pairs]
+    return torch.stack(kls) if kls else torch.zeros(0)
+
+
+class ProMP(PPO):
+    """ProMP (Rothfuss et al. 2019, eq. 11): MAML-PPO's clipped objective plus
+    sum_k eta_k KL(pi_old,k || pi_k) over the inner steps, the coefficients eta_k adapted after
+    each meta-iteration towards ``kl_target``. The inner objective is ``inner.estimator`` (LVC
+    in conf/algorithm/promp.yaml)."""
+
+    def __init__(self, cfg: ProMPConfig, learner: MAML, seed: int = 0) -> None:
+        super().__init__(cfg, learner, seed)
+        self.kl_coefs = torch.full((learner.num_steps,), cfg.kl_coef)
+
+    def objective(self, sub: MetaBatch) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+        cfg = self.cfg
+        before, (mean, log_std) = self.learner.trace(self.param, sub)
+        loss, clip_fraction = clipped_surrogate_loss(
+            mean, log_std, sub.query, cfg.clip_eps, cfg.entropy_coef
+        )
+        penalty = (self.kl_coefs.to(loss) * inner_kls(before, sub.supports).to(loss)).sum()
+        return loss + penalty, clip_fraction, (mean, log_std)
+
+    def after_step(self, batch: MetaBatch) -> dict[str, float]:
+        with torch.no_grad():
+            before, _ = self.learner.trace(self.param.detach(), batch)
+            kls = inner_kls(before, batch.supports).cpu()
+        metrics = {}
+        for k, kl in enumerate(kls.tolist()):
+            if self.cfg.kl_adaptive:
+                if kl < self.cfg.kl_target / 1.5:
+                    self.kl_coefs[k] /= 2
+                elif kl > self.cfg.kl_target * 1.5:
+                    self.kl_coefs[k] *= 2
+            metrics[f"inner_kl_{k}"] = kl
+            metrics[f"kl_coef_{k}"] = self.kl_coefs[k].item()
+        return metrics
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "kl_coefs": self.kl_coefs.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.kl_coefs.copy_(state["kl_coefs"])

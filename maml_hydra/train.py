@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float:
+    """Meta-train one run; return its objective, the held-out return after the run's own
+    adaptation (``evaluator.objective_step``), which ``hydra/sweeper=optuna`` maximises."""
     from maml_hydra.checkpoint import CheckpointError  # torch: only once the config composed
     from maml_hydra.experiment import DivergenceError, Experiment
 
@@ -30,7 +32,7 @@ def main(cfg: DictConfig) -> None:
             # this is how a requeued SLURM job picks up where it was preempted.
             log.info("continuing %s from its checkpoint", run_dir)
             config = replace(config, resume=str(run_dir))
-        Experiment(config, run_dir).train()
+        return Experiment(config, run_dir).train()["objective"]
     except (ConfigError, CheckpointError, DivergenceError) as err:
         sys.exit(f"error: {err}")
 

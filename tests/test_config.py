@@ -139,6 +139,7 @@ BAD_CHOICES = [
     ("policy.activation=sigmoidal", "policy.activation"),
     ("policy.init=glorot", "policy.init"),
     ("algorithm.hvp=perlmutter", "algorithm.hvp"),
+    ("inner.estimator=loaded_dice", "inner.estimator"),
 ]
 
 

@@ -102,7 +102,13 @@ def test_same_seed_same_result_in_process(tmp_path):
 
 @pytest.mark.parametrize(
     "variant",
-    [[], ["algorithm=ppo"], ["inner=meta_sgd"], ["train.sampling=steps", "env.goal_tolerance=0.1"]],
+    [
+        [],
+        ["algorithm=ppo"],
+        ["algorithm=promp", "inner.num_steps=2"],
+        ["inner=meta_sgd"],
+        ["train.sampling=steps", "env.goal_tolerance=0.1"],
+    ],
 )
 def test_resume_in_process_continues_exactly(tmp_path, variant):
     full = Experiment(make_config(["train.iterations=4", *variant]), tmp_path / "full")

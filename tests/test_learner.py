@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from maml_hydra.config import Activation, InnerConfig, NavigationConfig
+from maml_hydra.config import Activation, Estimator, InnerConfig, NavigationConfig
 from maml_hydra.learner import LR_PREFIX, MAML, MetaBatch
 from maml_hydra.meta_optimizers import meta_gradient, surrogate_loss
 from maml_hydra.policy import GaussianMLPPolicy, gaussian_log_prob
@@ -14,13 +14,28 @@ from maml_hydra.sampling import SamplingPlan
 from maml_hydra.tasks.navigation import Navigation2D
 
 
-def build(num_steps=1, first_order=False, tasks=3, episodes=4, horizon=8, seed=0, learn_lr=False):
+def build(
+    num_steps=1,
+    first_order=False,
+    tasks=3,
+    episodes=4,
+    horizon=8,
+    seed=0,
+    learn_lr=False,
+    estimator="reinforce",
+):
     torch.manual_seed(seed)
     env = Navigation2D(NavigationConfig(horizon=horizon), tasks, episodes)
     gen = torch.Generator().manual_seed(seed)
     env.set_tasks(env.sample_tasks(tasks, gen))
     policy = GaussianMLPPolicy(2, 2, [16, 16], "tanh", init_log_std=-0.5)
-    inner = InnerConfig(num_steps=num_steps, lr=0.1, first_order=first_order, learn_lr=learn_lr)
+    inner = InnerConfig(
+        num_steps=num_steps,
+        lr=0.1,
+        first_order=first_order,
+        learn_lr=learn_lr,
+        estimator=Estimator(estimator),
+    )
     learner = MAML(policy, inner, 0.99, 1.0)
     if learn_lr:  # distinct step sizes, so that using the wrong one shows
         learner.inner_lrs = {k: v * (1 + torch.rand_like(v)) for k, v in learner.inner_lrs.items()}
@@ -60,19 +75,21 @@ def loop_meta_gradient(learner: MAML, theta: torch.Tensor, batch: MetaBatch, fir
 
 
 @pytest.mark.parametrize(
-    "num_steps,first_order,learn_lr",
+    "num_steps,first_order,learn_lr,estimator",
     [
-        (1, False, False),
-        (1, True, False),
-        (2, False, False),
-        (2, True, False),
-        (0, False, False),
-        (1, False, True),
-        (2, True, True),
+        (1, False, False, "reinforce"),
+        (1, True, False, "reinforce"),
+        (2, False, False, "reinforce"),
+        (2, True, False, "reinforce"),
+        (0, False, False, "reinforce"),
+        (1, False, True, "reinforce"),
+        (2, True, True, "reinforce"),
+        (2, False, False, "dice"),
+        (2, False, False, "lvc"),
     ],
 )
-def test_vmapped_meta_gradient_equals_per_task_loop(num_steps, first_order, learn_lr):
-    learner, theta, batch = build(num_steps, first_order, learn_lr=learn_lr)
+def test_vmapped_meta_gradient_equals_per_task_loop(num_steps, first_order, learn_lr, estimator):
+    learner, theta, batch = build(num_steps, first_order, learn_lr=learn_lr, estimator=estimator)
     loss, grad, _, _ = meta_gradient(learner, theta, batch)
     loss_ref, grad_ref = loop_meta_gradient(learner, theta, batch, first_order)
     assert torch.allclose(loss, loss_ref, atol=1e-6)

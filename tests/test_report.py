@@ -24,6 +24,11 @@ from maml_hydra.report import EvaluationError, make_report
 from maml_hydra.seeding import generator
 from tests.conftest import TINY_BASELINES, compose_config, make_config, run_cli
 
+# the sweep's run directories: jobs are numbered in the order of baseline=maml,pretrained,oracle
+RUN = {
+    b: f"navigation_{b}_trpo_seed0_job{n}" for n, b in enumerate(("maml", "pretrained", "oracle"))
+}
+
 REPORT_EVAL = EvalConfig(num_tasks=4, episodes_per_task=4, num_steps=2, lrs=[0.1, 0.05], seed=99)
 
 
@@ -77,7 +82,7 @@ def test_the_logged_config_is_the_one_that_ran(sweep):
     """.hydra/config.yaml, the checkpoint and TensorBoard's config table and hparams all hold
     the baseline's keys as they ran."""
     for baseline, expected in RAN.items():
-        run = sweep / f"navigation_{baseline}_trpo_seed0"
+        run = sweep / RUN[baseline]
         hydra_cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
         checkpoint = OmegaConf.create(load_checkpoint(run / "checkpoints" / "last.pt")["config"])
         tb = EventMultiplexer().AddRunsFromDirectory(str(run / "tensorboard"))
@@ -106,11 +111,7 @@ def test_random_baseline_trains_nothing_and_saves_the_initial_policy(tmp_path):
 
 def test_sweep_names_every_run_by_env_baseline_algorithm_seed(sweep):
     names = sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    assert names == [
-        "navigation_maml_trpo_seed0",
-        "navigation_oracle_trpo_seed0",
-        "navigation_pretrained_trpo_seed0",
-    ]
+    assert names == sorted(RUN.values())
     for name in names:
         assert (sweep / name / "checkpoints" / "last.pt").is_file()
         assert any((sweep / name / "tensorboard").iterdir())
@@ -145,7 +146,7 @@ def test_evaluate_cli_writes_the_whole_report(sweep):
     image = mpimg.imread(out / "adaptation.png")
     assert image.shape[0] > 200 and image.shape[1] > 300
     assert image[..., :3].std() > 0.05  # not a blank canvas
-    tb = EventAccumulator(str(out / "tensorboard" / "navigation_maml_trpo_seed0"))
+    tb = EventAccumulator(str(out / "tensorboard" / RUN["maml"]))
     tb.Reload()
     assert {"eval/return_step_0", "eval/return_step_1", "eval/return_step_2"} <= set(
         tb.Tags()["scalars"]
@@ -177,16 +178,14 @@ def test_a_directory_without_runs_is_one_clear_error(tmp_path):
 
 def test_bad_runs_get_one_line_each_and_the_rest_is_kept(sweep, tmp_path):
     root = copy_sweep(sweep, tmp_path / "s")
-    (root / "navigation_oracle_trpo_seed0" / "checkpoints" / "last.pt").unlink()  # no checkpoint
-    ckpt = root / "navigation_pretrained_trpo_seed0" / "checkpoints" / "last.pt"
+    (root / RUN["oracle"] / "checkpoints" / "last.pt").unlink()  # no checkpoint
+    ckpt = root / RUN["pretrained"] / "checkpoints" / "last.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:100])  # corrupt
     with pytest.raises(EvaluationError) as err:
         make_report(EvaluateConfig(dir=str(root), eval=REPORT_EVAL, progress=False))
     message = str(err.value)
-    assert "navigation_oracle_trpo_seed0/checkpoints/last.pt: no checkpoint found" in message
-    assert (
-        "navigation_pretrained_trpo_seed0/checkpoints/last.pt: not a readable checkpoint" in message
-    )
+    assert f"{RUN['oracle']}/checkpoints/last.pt: no checkpoint found" in message
+    assert f"{RUN['pretrained']}/checkpoints/last.pt: not a readable checkpoint" in message
     assert "\n" not in message
     results = json.loads((root / "eval" / "results.json").read_text())
     assert {e["variant"] for e in results["runs"].values()} == {"maml", "random"}
@@ -195,7 +194,7 @@ def test_bad_runs_get_one_line_each_and_the_rest_is_kept(sweep, tmp_path):
 
 def test_runs_of_different_envs_cannot_share_a_report(sweep, tmp_path):
     root = copy_sweep(sweep, tmp_path / "s")
-    ckpt = root / "navigation_oracle_trpo_seed0" / "checkpoints" / "last.pt"
+    ckpt = root / RUN["oracle"] / "checkpoints" / "last.pt"
     state = load_checkpoint(ckpt)
     cfg = config_from_yaml(state["config"])
     state["config"] = OmegaConf.to_yaml(
@@ -211,11 +210,11 @@ def test_a_second_report_reuses_what_was_evaluated(sweep, tmp_path):
     root = copy_sweep(sweep, tmp_path / "s")
     cfg = EvaluateConfig(dir=str(root), eval=REPORT_EVAL, progress=False)
     first = make_report(cfg)
-    (root / "navigation_maml_trpo_seed0" / "checkpoints" / "last.pt").write_bytes(b"broken")
+    (root / RUN["maml"] / "checkpoints" / "last.pt").write_bytes(b"broken")
     with pytest.raises(EvaluationError):
         make_report(cfg)  # the broken run is reported; the others come from results.json
     kept = json.loads((root / "eval" / "results.json").read_text())
-    name = "navigation_pretrained_trpo_seed0"
+    name = RUN["pretrained"]
     assert kept["runs"][name]["returns"] == first["runs"][name]["returns"]
 
 
@@ -293,7 +292,7 @@ def test_result_files_regenerate_the_tables_and_the_plot(sweep, tmp_path):
     names = sorted(p.name for p in out.iterdir())
     assert names == [f"{v}_seed0.json" for v in ("maml", "oracle", "pretrained", "random")]
     maml = json.loads((out / "maml_seed0.json").read_text())
-    assert maml["returns"] == report["runs"]["navigation_maml_trpo_seed0"]["returns"]
+    assert maml["returns"] == report["runs"][RUN["maml"]]["returns"]
     assert maml["iterations"] == 3 and maml["env_steps"] > 0 and maml["train_wall_s"] > 0
     assert config_from_yaml(maml["config"]).baseline.name == "maml" and len(maml["commit"]) == 40
     random = json.loads((out / "random_seed0.json").read_text())

@@ -62,7 +62,7 @@ def test_a_sweep_of_three_jobs_runs_through_slurm(slurm, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = sorted(p.name for p in sweep.iterdir() if p.name.startswith("navigation_"))
-    assert runs == [f"navigation_maml_trpo_seed{s}" for s in range(3)]
+    assert runs == [f"navigation_maml_trpo_seed{s}_job{s}" for s in range(3)]
     for name in runs:
         assert load_checkpoint(sweep / name / "checkpoints" / "last.pt")["iteration"] == 3
         assert list((sweep / name / "tensorboard").glob("events.out.tfevents.*"))
@@ -97,7 +97,7 @@ def test_a_preempted_job_checkpoints_requeues_and_ends_where_an_uninterrupted_ru
         text=True,
     )
     try:
-        run_dir = sweep / "navigation_maml_trpo_seed0"
+        run_dir = sweep / "navigation_maml_trpo_seed0_job0"
         events = run_dir / "tensorboard"
         deadline = time.time() + 180
         # checkpoint_every=1000: the only checkpoint before the end is the one the signal writes
@@ -141,7 +141,7 @@ def test_a_two_job_sweep_runs_with_the_local_submitit_launcher(tmp_path, launche
     assert result.returncode == 0, result.stderr[-3000:]
     for seed in (0, 1):
         assert load_checkpoint(
-            sweep / f"navigation_maml_trpo_seed{seed}" / "checkpoints" / "last.pt"
+            sweep / f"navigation_maml_trpo_seed{seed}_job{seed}" / "checkpoints" / "last.pt"
         )
     assert list((sweep / ".submitit").iterdir())
 

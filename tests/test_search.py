@@ -1,0 +1,74 @@
+"""Hyperparameter search: `-m hydra/sweeper=optuna` maximises each run's held-out objective."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from maml_hydra.evaluator import objective_step
+from tests.conftest import TINY, run_cli
+
+TINY_SEARCH = [o for o in TINY if not o.startswith("train.iterations=")] + ["train.iterations=1"]
+OPTUNA = [
+    "-m",
+    "hydra/sweeper=optuna",
+    "hydra.sweeper.direction=maximize",
+    "hydra.sweeper.n_trials=3",
+    "hydra.sweeper.n_jobs=1",
+    "hydra.sweeper.sampler.seed=0",
+    "inner.lr=interval(0.05,0.5)",
+]
+
+
+def test_the_objective_is_the_return_after_the_runs_own_adaptation():
+    assert objective_step(inner_steps=1, eval_steps=3) == 1  # MAML
+    assert objective_step(inner_steps=2, eval_steps=3) == 2
+    assert objective_step(inner_steps=0, eval_steps=3) == 1  # pretrained, after fine-tuning
+    assert objective_step(inner_steps=0, eval_steps=0) == 0  # oracle, as is
+
+
+def test_optuna_maximises_the_held_out_return_the_runs_return(tmp_path):
+    sweep = tmp_path / "search"
+    result = run_cli([*OPTUNA, *TINY_SEARCH, f"hydra.sweep.dir={sweep}"], cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    trials = {}
+    for run in sorted(sweep.glob("navigation_maml_trpo_seed0_job*")):
+        summary = json.loads((run / "eval_results.json").read_text())
+        assert summary["objective_step"] == 1
+        assert summary["objective"] == summary["return_mean"][1]
+        lr = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())["inner"]["lr"]
+        trials[lr] = summary["objective"]
+    assert len(trials) == 3  # one run directory per trial, each with its own step size
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert best["best_value"] == max(trials.values())
+    assert trials[best["best_params"]["inner.lr"]] == best["best_value"]
+
+
+def test_a_search_that_would_minimise_the_return_is_refused(tmp_path):
+    sweep = tmp_path / "search"
+    args = [a for a in OPTUNA if not a.startswith("hydra.sweeper.direction")]
+    result = run_cli([*args, *TINY_SEARCH, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: hydra.sweeper.direction='minimize' is not allowed: must be maximize")
+    )
+    assert not sweep.exists()
+
+
+def test_a_plain_sweep_over_another_key_keeps_each_job_apart(tmp_path):
+    """Jobs that differ only in a key outside the run name (here inner.lr) get a directory of
+    their own instead of continuing one another's checkpoint."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", "inner.lr=0.1,0.2", *TINY_SEARCH, f"hydra.sweep.dir={sweep}"]
+    result = run_cli(args, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    runs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert runs == ["navigation_maml_trpo_seed0_job0", "navigation_maml_trpo_seed0_job1"]
+    lrs = [
+        yaml.safe_load((sweep / r / ".hydra" / "config.yaml").read_text())["inner"]["lr"]
+        for r in runs
+    ]
+    assert lrs == [0.1, 0.2]
