@@ -110,7 +110,13 @@ def summarize_variants(results: dict) -> dict:
 
 
 def ordered(variants) -> list[str]:
-    return sorted(variants, key=lambda v: (VARIANT_ORDER.index(v) if v in VARIANT_ORDER else 99, v))
+    """maml first, oracle last; maml_trpo, maml_ppo, ... (one per algorithm) with maml."""
+
+    def key(variant: str) -> tuple[int, str]:
+        base = variant.split("_")[0]
+        return (VARIANT_ORDER.index(base) if base in VARIANT_ORDER else 99, variant)
+
+    return sorted(variants, key=key)
 
 
 def write_markdown(
@@ -208,14 +214,21 @@ def make_report(cfg: EvaluateConfig) -> dict:
         raise EvaluationError(f"{root}: no run has a usable checkpoint: {problems[0]}")
     env = envs.pop()
 
+    # runs of several meta-optimizers (a sweep over algorithm=trpo,ppo,promp) are told apart:
+    # variant maml_trpo, maml_promp, ...; random init is the same for all of them
+    by_algorithm = len({c.algorithm.name for c, _ in configs.values()}) > 1
     jobs = []
     for run, (run_cfg, state) in configs.items():
         name = str(run.relative_to(root)) if run != root else run.name
-        jobs.append((name, run, run_cfg, state, run_cfg.baseline.name))
+        variant = run_cfg.baseline.name
+        if by_algorithm and variant != "random":
+            variant = f"{variant}_{run_cfg.algorithm.name}"
+        jobs.append((name, run, run_cfg, state, variant))
     if cfg.include_random and not any(j[4] == "random" for j in jobs):
-        for _, run, run_cfg, _, variant in list(jobs):
-            if variant == "maml":
-                jobs.append((f"random_seed{run_cfg.seed}", run, run_cfg, None, "random"))
+        for _, run, run_cfg, _, _ in list(jobs):
+            random = f"random_seed{run_cfg.seed}"
+            if run_cfg.baseline.name == "maml" and random not in {j[0] for j in jobs}:
+                jobs.append((random, run, run_cfg, None, "random"))
 
     bar = tqdm(
         total=len(jobs) * cfg.eval.num_tasks, unit="task", desc="evaluate", disable=not cfg.progress

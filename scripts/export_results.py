@@ -5,7 +5,8 @@
 Run it after ``python -m maml_hydra.evaluate SWEEP_DIR``. Each file, ``<variant>_seed<seed>.json``,
 holds the held-out returns per gradient step and task, the tasks, the evaluation settings, the
 config that ran (the checkpoint's), the commit, the meta-iterations, the env steps and the
-training wall time (the sum of TensorBoard's ``time/iteration``). ``scripts/results_table.py``
+training wall time (the sum of TensorBoard's ``time/iteration``) and the learning curve
+(training return before and after adaptation against env steps). ``scripts/results_table.py``
 makes the tables and the plot of docs/RESULTS.md from these files alone.
 """
 
@@ -26,14 +27,25 @@ sys.path.insert(0, str(ROOT))
 from maml_hydra.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
 
 
-def train_seconds(run: Path) -> float:
-    """Seconds of meta-training: the sum of the run's ``time/iteration`` (0 if it never
-    trained)."""
+def training_log(run: Path) -> tuple[float, dict]:
+    """From the run's TensorBoard: the seconds of meta-training (the sum of ``time/iteration``,
+    0 if it never trained) and the learning curve, per meta-iteration: cumulative env steps and
+    the training batch's mean return before and after adaptation."""
     acc = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0})
     acc.Reload()
-    if "time/iteration" not in acc.Tags().get("scalars", []):
-        return 0.0
-    return sum(e.value for e in acc.Scalars("time/iteration"))
+    tags = acc.Tags().get("scalars", [])
+    if "time/iteration" not in tags:
+        return 0.0, {}
+
+    def values(tag: str) -> list[float]:
+        return [round(e.value, 3) for e in acc.Scalars(tag)]
+
+    curve = {
+        "env_steps": [int(v) for v in values("train/env_steps")],
+        "return_before": values("train/return_before_adaptation"),
+        "return_after": values("train/return_after_adaptation"),
+    }
+    return sum(e.value for e in acc.Scalars("time/iteration")), curve
 
 
 def export(sweep: Path, out: Path, commit: str) -> list[Path]:
@@ -53,6 +65,7 @@ def export(sweep: Path, out: Path, commit: str) -> list[Path]:
             raise SystemExit(f"error: {err}") from None
         config = OmegaConf.create(state["config"])
         untrained = entry["iteration"] == 0
+        seconds, curve = (0.0, {}) if untrained else training_log(run)
         if untrained and config.baseline.name != "random":
             # the report's random variant: this MAML run's config as baseline=random sets it
             config.baseline.name, config.train.iterations = "random", 0
@@ -64,10 +77,11 @@ def export(sweep: Path, out: Path, commit: str) -> list[Path]:
             "config": OmegaConf.to_yaml(config),
             "iterations": entry["iteration"],
             "env_steps": 0 if untrained else int(state["env_steps"]),
-            "train_wall_s": 0.0 if untrained else round(train_seconds(run), 1),
+            "train_wall_s": round(seconds, 1),
             "eval": results["settings"],
             "tasks": entry["tasks"],
             "returns": entry["returns"],  # [gradient steps + 1][tasks]
+            "curve": curve,  # per meta-iteration: env steps, training return before/after
         }
         path = out / f"{entry['variant']}_seed{entry['seed']}.json"
         path.write_text(json.dumps(record, indent=1) + "\n")

@@ -50,6 +50,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument(
+        "--curves", type=Path, default=None, help="plot learning curves against env steps"
+    )
     args = parser.parse_args()
     records = load(args.folder)
     family = records[0]["family"]
@@ -67,19 +70,22 @@ def main() -> None:
     if family in PAPER:
         print("| MAML paper | | " + " | ".join(f"{v:.2f}" for v in PAPER[family][:steps]) + " |")
 
-    maml = one_step(records, "maml")
     print("\nPaired over the same held-out tasks and seeds (MAML's seeds):\n")
-    if maml:
-        gain = torch.cat([r[1] for r in maml.values()]), torch.cat([r[0] for r in maml.values()])
-        print(f"- MAML after 1 step minus MAML at 0 steps: {paired(*gain)}")
-    for other in ("pretrained", "random"):
-        theirs = one_step(records, other)
-        seeds = sorted(set(maml) & set(theirs))
-        if seeds and all(theirs[s].shape[0] > 1 for s in seeds):
-            a = torch.cat([maml[s][1] for s in seeds])
-            b = torch.cat([theirs[s][1] for s in seeds])
-            print(f"- MAML after 1 step minus {other} after 1 step: {paired(a, b)}")
-
+    variants = ordered(summary)
+    mamls = [v for v in variants if v.split("_")[0] == "maml"]
+    others = [v for v in variants if v.split("_")[0] in ("pretrained", "random")]
+    for i, variant in enumerate(mamls):
+        mine = one_step(records, variant)
+        label = "MAML" if variant == "maml" else variant
+        gain = torch.cat([r[1] for r in mine.values()]), torch.cat([r[0] for r in mine.values()])
+        print(f"- {label} after 1 step minus {label} at 0 steps: {paired(*gain)}")
+        for other in [*others, *mamls[i + 1 :]]:
+            theirs = one_step(records, other)
+            seeds = sorted(set(mine) & set(theirs))
+            if seeds and all(theirs[s].shape[0] > 1 for s in seeds):
+                a = torch.cat([mine[s][1] for s in seeds])
+                b = torch.cat([theirs[s][1] for s in seeds])
+                print(f"- {label} after 1 step minus {other} after 1 step: {paired(a, b)}")
     print("\n| run | iterations | env steps | training wall time | commit |")
     print("|---|---|---|---|---|")
     for r in sorted(records, key=lambda r: (ordered([r["variant"]]), r["variant"], r["seed"])):
@@ -91,6 +97,45 @@ def main() -> None:
     if args.plot is not None:
         plot(args.plot, summary, family, num_tasks)
         print(f"\nplot: {args.plot}")
+    if args.curves is not None:
+        plot_curves(args.curves, records, family)
+        print(f"learning curves: {args.curves}")
+
+
+def plot_curves(path: Path, records: list[dict], family: str) -> None:
+    """Training return after adaptation against env steps per trained variant: the mean over
+    seeds, the band one standard error over seeds, iteration by iteration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    seeds_of = {}
+    for variant in ordered({r["variant"] for r in records if r.get("curve")}):
+        curves = [r["curve"] for r in records if r["variant"] == variant and r.get("curve")]
+        n = min(len(c["env_steps"]) for c in curves)
+        steps = torch.tensor([c["env_steps"][:n] for c in curves], dtype=torch.float64)
+        after = torch.tensor([c["return_after"][:n] for c in curves], dtype=torch.float64)
+        mean = after.mean(0)
+        err = after.std(0) / len(curves) ** 0.5 if len(curves) > 1 else torch.zeros(n)
+        x = steps.mean(0) / 1e6
+        (line,) = ax.plot(x, mean, label=variant)
+        ax.fill_between(x, mean - err, mean + err, alpha=0.2, color=line.get_color())
+        seeds_of[variant] = len(curves)
+    counts = sorted(set(seeds_of.values()))
+    ax.set_xlabel("env steps (millions)")
+    ax.set_ylabel("training return after adaptation")
+    ax.set_title(
+        f"Learning curves: {family}\nmean over seeds ({'/'.join(map(str, counts))}), "
+        "band ± 1 s.e. over seeds",
+        fontsize=10,
+    )
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

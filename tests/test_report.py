@@ -294,6 +294,9 @@ def test_result_files_regenerate_the_tables_and_the_plot(sweep, tmp_path):
     maml = json.loads((out / "maml_seed0.json").read_text())
     assert maml["returns"] == report["runs"][RUN["maml"]]["returns"]
     assert maml["iterations"] == 3 and maml["env_steps"] > 0 and maml["train_wall_s"] > 0
+    curve = maml["curve"]  # the learning curve, one point per meta-iteration
+    assert len(curve["env_steps"]) == len(curve["return_after"]) == 3
+    assert curve["env_steps"][-1] == maml["env_steps"]
     assert config_from_yaml(maml["config"]).baseline.name == "maml" and len(maml["commit"]) == 40
     random = json.loads((out / "random_seed0.json").read_text())
     cfg = config_from_yaml(random["config"])
@@ -313,4 +316,29 @@ def test_result_files_regenerate_the_tables_and_the_plot(sweep, tmp_path):
     assert "MAML after 1 step minus pretrained after 1 step: " in table.stdout
     assert "MAML after 1 step minus random after 1 step: " in table.stdout
     assert "| maml seed 0 | 3 |" in table.stdout
+    assert mpimg.imread(png)[..., :3].std() > 0.05
+
+
+def test_a_sweep_over_algorithms_reports_each_as_its_own_variant(tmp_path):
+    """-m algorithm=trpo,promp: variants maml_trpo and maml_promp (one random init), compared
+    pairwise in the table, with learning curves against env steps."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", "algorithm=trpo,promp", "seed=0", *TINY_BASELINES, f"hydra.sweep.dir={sweep}"]
+    assert run_cli(args, cwd=tmp_path, timeout=300).returncode == 0
+    report = make_report(EvaluateConfig(dir=str(sweep), eval=REPORT_EVAL, progress=False))
+    assert set(report["summary"]) == {"maml_trpo", "maml_promp", "random"}
+    assert len(report["runs"]) == 3
+    out = tmp_path / "results"
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+    export = [sys.executable, str(scripts / "export_results.py"), str(sweep), "--out", str(out)]
+    assert subprocess.run(export, capture_output=True).returncode == 0
+    png = tmp_path / "curves.png"
+    table = subprocess.run(
+        [sys.executable, str(scripts / "results_table.py"), str(out), "--curves", str(png)],
+        capture_output=True,
+        text=True,
+    )
+    assert table.returncode == 0, table.stderr
+    assert "maml_promp after 1 step minus maml_trpo after 1 step: " in table.stdout
+    assert "maml_trpo after 1 step minus random after 1 step: " in table.stdout
     assert mpimg.imread(png)[..., :3].std() > 0.05
