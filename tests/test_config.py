@@ -198,10 +198,18 @@ SCHEMA_GROUPS = ("env", "algorithm", "inner")
 )
 def test_no_yaml_value_repeats_its_schema_default(path):
     raw = OmegaConf.load(path)
-    schema = ConfigStore.instance().load(f"{path.parent.name}/{raw.defaults[0]}.yaml").node
-    for key, value in raw.items():
-        if key != "defaults":
-            assert key in schema and schema[key] != value, f"{path.name}: {key}"
+    store = ConfigStore.instance()
+    name, _, package = raw.defaults[0].partition("@")
+    schema = store.load(f"{path.parent.name}/{name}.yaml").node
+    if package:  # a global file (algorithm=promp): each section against its group's schema
+        sections = {k: v for k, v in raw.items() if k != "defaults"}
+    else:
+        sections = {path.parent.name: {k: v for k, v in raw.items() if k != "defaults"}}
+    for section, values in sections.items():
+        node = schema if section in (package, path.parent.name) else None
+        node = node or store.load(f"{section}/base_{section}.yaml").node
+        for key, value in values.items():
+            assert key in node and node[key] != value, f"{path.name}: {section}.{key}"
 
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
