@@ -2,11 +2,16 @@
 # One locomotion family end to end: meta-train MAML, pretrained and oracle for the given seeds
 # (one sweep of experiment=FAMILY, conf/experiment/FAMILY.yaml), evaluate them and random init
 # on the same held-out tasks, write the compact result files under docs/results/FAMILY/ and
-# print the tables (scripts/results_table.py) with the plot beside the files.
+# print the tables (scripts/results_table.py) with the plots (adaptation, learning curves)
+# beside the files.
 # Usage: bash scripts/family_results.sh FAMILY SEEDS [extra train overrides...]
 #   e.g. bash scripts/family_results.sh halfcheetah_dir 0,1,2 hydra/launcher=slurm
 # Environment: SWEEP_DIR (default outputs/FAMILY/<date>), OUT (default docs/results/FAMILY),
-# EVAL (the report's settings; default 40 tasks x 20 episodes, step size 0.1), PYTHON.
+# EVAL (the report's settings; default 40 tasks x 20 episodes, step size 0.1), PYTHON,
+# VARIANTS (what is swept besides the seeds; default baseline=maml,pretrained,oracle), e.g. the
+# meta-optimizers at one budget (equal env steps: they sample the same batches):
+#   VARIANTS=algorithm=trpo,ppo,promp OUT=docs/results/algorithms/navigation \
+#     bash scripts/family_results.sh reproduce_nav 0,1,2
 set -euo pipefail
 main() {
 cd "$(dirname "$0")/.."
@@ -19,10 +24,10 @@ OUT=${OUT:-docs/results/$FAMILY}
 read -r -a EVAL_ARGS <<< "${EVAL:-eval.num_tasks=40 eval.episodes_per_task=20 eval.lrs=[0.1]}"
 # one torch thread per process: runs that share the cores do not oversubscribe them
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-$PY -m maml_hydra.train -m "experiment=$FAMILY" baseline=maml,pretrained,oracle "seed=$SEEDS" \
+$PY -m maml_hydra.train -m "experiment=$FAMILY" "${VARIANTS:-baseline=maml,pretrained,oracle}" "seed=$SEEDS" \
   env.threads=1 progress=false "hydra.sweep.dir=$SWEEP_DIR" "$@"
 $PY -m maml_hydra.evaluate "$SWEEP_DIR" "${EVAL_ARGS[@]}" progress=false >/dev/null
 $PY scripts/export_results.py "$SWEEP_DIR" --out "$OUT" >/dev/null
-$PY scripts/results_table.py "$OUT" --plot "$OUT/adaptation.png"
+$PY scripts/results_table.py "$OUT" --plot "$OUT/adaptation.png" --curves "$OUT/curves.png"
 }
 main "$@"; exit  # on the line that runs main: nothing after it is read

@@ -322,6 +322,6 @@ def test_a_family_runs_end_to_end_into_result_files(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     names = sorted(p.name for p in out.iterdir())
     variants = ("maml", "oracle", "pretrained", "random")
-    assert names == ["adaptation.png", *(f"{v}_seed0.json" for v in variants)]
+    assert names == ["adaptation.png", "curves.png", *(f"{v}_seed0.json" for v in variants)]
     assert "| maml | 1 |" in result.stdout and "| oracle | 1 |" in result.stdout
     assert "MAML paper | | -50.69 | 293.19 |" in result.stdout
