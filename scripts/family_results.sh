@@ -22,10 +22,11 @@ PY=${PYTHON:-.venv/bin/python}
 SWEEP_DIR=${SWEEP_DIR:-outputs/$FAMILY/$(date +%Y-%m-%d_%H-%M-%S)}
 OUT=${OUT:-docs/results/$FAMILY}
 read -r -a EVAL_ARGS <<< "${EVAL:-eval.num_tasks=40 eval.episodes_per_task=20 eval.lrs=[0.1]}"
-# one torch thread per process: runs that share the cores do not oversubscribe them
+# one torch thread per process: runs that share the cores do not oversubscribe them (MuJoCo's
+# rollout threads are env.threads; pass env.threads=1 too when jobs run side by side)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-$PY -m maml_hydra.train -m "experiment=$FAMILY" "${VARIANTS:-baseline=maml,pretrained,oracle}" "seed=$SEEDS" \
-  env.threads=1 progress=false "hydra.sweep.dir=$SWEEP_DIR" "$@"
+$PY -m maml_hydra.train -m "experiment=$FAMILY" "${VARIANTS:-baseline=maml,pretrained,oracle}" \
+  "seed=$SEEDS" progress=false "hydra.sweep.dir=$SWEEP_DIR" "$@"
 $PY -m maml_hydra.evaluate "$SWEEP_DIR" "${EVAL_ARGS[@]}" progress=false >/dev/null
 $PY scripts/export_results.py "$SWEEP_DIR" --out "$OUT" >/dev/null
 $PY scripts/results_table.py "$OUT" --plot "$OUT/adaptation.png" --curves "$OUT/curves.png"
