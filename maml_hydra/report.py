@@ -163,11 +163,37 @@ def plot(path: Path, summary: dict, env: str, num_tasks: int) -> None:
     ax.set_ylabel("average return (sum of rewards per episode)")
     seeds = sorted({s["seeds"] for s in summary.values()})
     seeds_text = "/".join(str(n) for n in seeds) + (" seed" if seeds == [1] else " seeds")
-    ax.set_title(
+    title = (
         f"Adaptation on held-out tasks: {env}\n"
-        f"mean, band ± 1 s.e. over {num_tasks} tasks x {seeds_text}",
-        fontsize=10,
+        f"mean, band ± 1 s.e. over {num_tasks} tasks x {seeds_text}"
     )
+    _save(fig, ax, path, title)
+
+
+def plot_curves(path: Path, records: list[dict], env: str) -> None:
+    """Training return after adaptation against env steps per trained variant, from result
+    files' ``curve``: the mean over seeds, the band one standard error over seeds."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    seeds = set()
+    for variant in ordered({r["variant"] for r in records if r.get("curve")}):
+        curves = [r["curve"] for r in records if r["variant"] == variant and r.get("curve")]
+        n = min(len(c["env_steps"]) for c in curves)
+        steps = torch.tensor([c["env_steps"][:n] for c in curves], dtype=torch.float64)
+        after = torch.tensor([c["return_after"][:n] for c in curves], dtype=torch.float64)
+        mean = after.mean(0)
+        err = after.std(0) / len(curves) ** 0.5 if len(curves) > 1 else torch.zeros(n)
+        x = steps.mean(0) / 1e6
+        (line,) = ax.plot(x, mean, label=variant)
+        ax.fill_between(x, mean - err, mean + err, alpha=0.2, color=line.get_color())
+        seeds.add(len(curves))
+    ax.set_xlabel("env steps (millions)")
+    ax.set_ylabel("training return after adaptation")
+    counts = "/".join(str(n) for n in sorted(seeds))
+    _save(fig, ax, path, f"Learning curves: {env}\nmean, band ± 1 s.e. over {counts} seeds")
+
+
+def _save(fig, ax, path: Path, title: str) -> None:
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

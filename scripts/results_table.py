@@ -21,7 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from maml_hydra.report import ordered, plot, summarize_variants  # noqa: E402
+from maml_hydra.report import ordered, plot, plot_curves, summarize_variants  # noqa: E402
 
 # The MAML paper's own numbers, where it has them (Table 5).
 PAPER = {"halfcheetah_dir": [-50.69, 293.19, 313.48, 315.65]}
@@ -100,42 +100,6 @@ def main() -> None:
     if args.curves is not None:
         plot_curves(args.curves, records, family)
         print(f"learning curves: {args.curves}")
-
-
-def plot_curves(path: Path, records: list[dict], family: str) -> None:
-    """Training return after adaptation against env steps per trained variant: the mean over
-    seeds, the band one standard error over seeds, iteration by iteration."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    seeds_of = {}
-    for variant in ordered({r["variant"] for r in records if r.get("curve")}):
-        curves = [r["curve"] for r in records if r["variant"] == variant and r.get("curve")]
-        n = min(len(c["env_steps"]) for c in curves)
-        steps = torch.tensor([c["env_steps"][:n] for c in curves], dtype=torch.float64)
-        after = torch.tensor([c["return_after"][:n] for c in curves], dtype=torch.float64)
-        mean = after.mean(0)
-        err = after.std(0) / len(curves) ** 0.5 if len(curves) > 1 else torch.zeros(n)
-        x = steps.mean(0) / 1e6
-        (line,) = ax.plot(x, mean, label=variant)
-        ax.fill_between(x, mean - err, mean + err, alpha=0.2, color=line.get_color())
-        seeds_of[variant] = len(curves)
-    counts = sorted(set(seeds_of.values()))
-    ax.set_xlabel("env steps (millions)")
-    ax.set_ylabel("training return after adaptation")
-    ax.set_title(
-        f"Learning curves: {family}\nmean over seeds ({'/'.join(map(str, counts))}), "
-        "band ± 1 s.e. over seeds",
-        fontsize=10,
-    )
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

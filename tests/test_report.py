@@ -29,6 +29,16 @@ RUN = {
     b: f"navigation_{b}_trpo_seed0_job{n}" for n, b in enumerate(("maml", "pretrained", "oracle"))
 }
 
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def python_script(name: str, *args: str) -> subprocess.CompletedProcess:
+    """``python scripts/<name> <args>`` with this interpreter."""
+    return subprocess.run(
+        [sys.executable, str(SCRIPTS / name), *map(str, args)], capture_output=True, text=True
+    )
+
+
 REPORT_EVAL = EvalConfig(num_tasks=4, episodes_per_task=4, num_steps=2, lrs=[0.1, 0.05], seed=99)
 
 
@@ -222,9 +232,8 @@ def test_step_size_probe_reports_the_gain_of_one_step_per_size(tmp_path):
     run = tmp_path / "run"
     exp = Experiment(make_config(), run)
     exp.train()
-    script = Path(__file__).resolve().parents[1] / "scripts" / "step_size_probe.py"
-    args = [str(run), "--lrs", "0.1", "0.7", "--gae-lambda", "0.9", "--tasks", "3"]
-    result = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
+    args = [run, "--lrs", "0.1", "0.7", "--gae-lambda", "0.9", "--tasks", "3"]
+    result = python_script("step_size_probe.py", *args)
     assert result.returncode == 0, result.stderr
     rows = [
         line.removesuffix(" |").split(" | ")
@@ -249,14 +258,10 @@ def test_step_size_probe_reports_the_gain_of_one_step_per_size(tmp_path):
         (["--tasks", "0"], "error: eval.num_tasks=0 is not allowed: must be >= 1"),
         (["--gae-lambda", "2"], "error: train.gae_lambda=2.0 is not allowed: must be in [0, 1]"),
     ]:
-        refused = subprocess.run(
-            [sys.executable, str(script), str(run), *bad], capture_output=True, text=True
-        )
+        refused = python_script("step_size_probe.py", run, *bad)
         assert refused.returncode == 1 and refused.stdout == ""  # no half-printed table
         assert refused.stderr.strip() == message
-    missing = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "nothing")], capture_output=True, text=True
-    )
+    missing = python_script("step_size_probe.py", tmp_path / "nothing")
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert missing.stderr.strip().startswith("error: ") and "nothing" in missing.stderr
 
@@ -282,12 +287,7 @@ def test_result_files_regenerate_the_tables_and_the_plot(sweep, tmp_path):
     root = copy_sweep(sweep, tmp_path / "sweep")
     report = make_report(EvaluateConfig(dir=str(root), eval=REPORT_EVAL, progress=False))
     out = tmp_path / "results"
-    scripts = Path(__file__).resolve().parents[1] / "scripts"
-    export = subprocess.run(
-        [sys.executable, str(scripts / "export_results.py"), str(root), "--out", str(out)],
-        capture_output=True,
-        text=True,
-    )
+    export = python_script("export_results.py", root, "--out", out)
     assert export.returncode == 0, export.stderr
     names = sorted(p.name for p in out.iterdir())
     assert names == [f"{v}_seed0.json" for v in ("maml", "oracle", "pretrained", "random")]
@@ -304,11 +304,7 @@ def test_result_files_regenerate_the_tables_and_the_plot(sweep, tmp_path):
 
     shutil.rmtree(root)  # the table needs only the result files
     png = tmp_path / "adaptation.png"
-    table = subprocess.run(
-        [sys.executable, str(scripts / "results_table.py"), str(out), "--plot", str(png)],
-        capture_output=True,
-        text=True,
-    )
+    table = python_script("results_table.py", out, "--plot", png)
     assert table.returncode == 0, table.stderr
     row = report["summary"]["maml"]["steps"]
     cells = " | ".join(f"{r['mean']:.2f} ± {r['stderr']:.2f}" for r in row)
@@ -329,15 +325,9 @@ def test_a_sweep_over_algorithms_reports_each_as_its_own_variant(tmp_path):
     assert set(report["summary"]) == {"maml_trpo", "maml_promp", "random"}
     assert len(report["runs"]) == 3
     out = tmp_path / "results"
-    scripts = Path(__file__).resolve().parents[1] / "scripts"
-    export = [sys.executable, str(scripts / "export_results.py"), str(sweep), "--out", str(out)]
-    assert subprocess.run(export, capture_output=True).returncode == 0
+    assert python_script("export_results.py", sweep, "--out", out).returncode == 0
     png = tmp_path / "curves.png"
-    table = subprocess.run(
-        [sys.executable, str(scripts / "results_table.py"), str(out), "--curves", str(png)],
-        capture_output=True,
-        text=True,
-    )
+    table = python_script("results_table.py", out, "--curves", png)
     assert table.returncode == 0, table.stderr
     assert "maml_promp after 1 step minus maml_trpo after 1 step: " in table.stdout
     assert "maml_trpo after 1 step minus random after 1 step: " in table.stdout
