@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,31 @@ from maml_hydra.config import Config, ConfigError, config_from_yaml, flatten_con
 KEYS = ("format", "iteration", "env_steps", "learner", "meta_optimizer", "rng", "config")
 # Config keys that may differ between a run and its resumption.
 RESUMABLE_KEYS = ("resume", "train.iterations", "progress", "device")
+
+
+_COMMIT: list[str | None] = []
+
+
+def source_commit() -> str | None:
+    """The git commit of this package's code, with ``+dirty`` if tracked files differ from it
+    (None outside a git checkout); looked up once per process."""
+    if not _COMMIT:
+        package = Path(__file__).resolve().parent
+        try:
+            git = ["git", "-C", str(package)]
+            head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+            dirty = subprocess.run(
+                [*git, "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+            )
+            commit = head.stdout.strip() if head.returncode == 0 else None
+            if commit and dirty.stdout.strip():
+                commit += "+dirty"
+        except OSError:
+            commit = None
+        _COMMIT.append(commit)
+    return _COMMIT[0]
 
 
 class CheckpointError(RuntimeError):

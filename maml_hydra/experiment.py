@@ -19,6 +19,7 @@ from maml_hydra.checkpoint import (
     load_checkpoint,
     remove_stale_writes,
     save_checkpoint,
+    source_commit,
     write_atomic,
 )
 from maml_hydra.config import Config, config_to_yaml
@@ -114,6 +115,7 @@ class Experiment:
             "meta_optimizer": self.meta_optimizer.state_dict(),
             "rng": {"tasks": self.task_rng.get_state(), "actions": self.action_rng.get_state()},
             "config": self._config_yaml,
+            "commit": source_commit(),  # the code that wrote it (the last one, if resumed)
         }
 
     def load_state_dict(self, state: dict) -> None:

@@ -73,7 +73,8 @@ def export(sweep: Path, out: Path, commit: str) -> list[Path]:
             "family": entry["env"],
             "variant": entry["variant"],
             "seed": entry["seed"],
-            "commit": commit,
+            # the commit the checkpoint records (runs since session 9), else --commit
+            "commit": state.get("commit") or commit,
             "config": OmegaConf.to_yaml(config),
             "iterations": entry["iteration"],
             "env_steps": 0 if untrained else int(state["env_steps"]),
@@ -93,7 +94,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep", type=Path, help="a run or sweep directory with eval/results.json")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--commit", default=None, help="default: git rev-parse HEAD")
+    parser.add_argument(
+        "--commit",
+        default=None,
+        help="for checkpoints that record no commit (default: git rev-parse HEAD)",
+    )
     args = parser.parse_args()
     commit = (
         args.commit
