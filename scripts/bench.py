@@ -8,10 +8,11 @@ Prints the median of each phase over the timed iterations and the ratio to the t
 (<= 2.0 s at 2x64 tanh with CG 10, <= 4.0 s at 2x100 ReLU) measured in this one run. For PPO
 the meta-gradient column holds the whole update (all epochs), cg and line_search are 0.
 
-    .venv/bin/python scripts/bench.py --env ant [--fractions 1.0 0.2 0.1]
+    .venv/bin/python scripts/bench.py --env FAMILY [--fractions 1.0 0.2 0.1]
 
-MuJoCo Ant at the paper's batch (40 tasks x 20 episodes x 200 steps): sampling throughput vs raw
-``mujoco.rollout`` (target ratio >= 0.8), then one meta-iteration per
+A MuJoCo family (ant, ant_dir, halfcheetah_vel, halfcheetah_dir) at the paper's batch (40 tasks
+x 20 episodes x 200 steps): sampling throughput vs raw ``mujoco.rollout`` (target ratio >= 0.8),
+then one meta-iteration per
 ``algorithm.fvp_task_fraction`` with the learner's share of it (target <= 20%).
 
     .venv/bin/python scripts/bench.py --at RUN_DIR
@@ -74,18 +75,20 @@ def measure(overrides: list[str], iterations: int, warmup: int, device: str) -> 
 
 
 LEARNER = ["adaptation", "meta_gradient", "cg", "line_search"]
+LOCOMOTION = ["ant", "ant_dir", "halfcheetah_vel", "halfcheetah_dir"]
 
 
-def bench_ant(device: str, fractions: list[float]) -> None:
-    """Sampling throughput of the project (policy included) vs raw ``mujoco.rollout`` with 2
-    threads and zero actions on the same model, 40 tasks x 20 episodes x 200 steps; then one
-    whole meta-iteration per ``algorithm.fvp_task_fraction`` and the learner's share of it."""
+def bench_locomotion(family: str, device: str, fractions: list[float]) -> None:
+    """For a MuJoCo family (``env=<family>``): sampling throughput of the project (policy
+    included) vs raw ``mujoco.rollout`` with 2 threads and zero actions on the same model, 40
+    tasks x 20 episodes x 200 steps; then one whole meta-iteration per
+    ``algorithm.fvp_task_fraction`` and the learner's share of it."""
     import mujoco
     import numpy as np
     from mujoco import rollout
 
     overrides = [
-        "env=ant",
+        f"env={family}",
         "train.meta_batch_size=40",
         "train.episodes_per_task=20",
         f"device={device}",
@@ -108,7 +111,8 @@ def bench_ant(device: str, fractions: list[float]) -> None:
     runner.rollout(model, scratch, env.state.copy(), control, nstep=control.shape[1])
     raw = steps / (time.perf_counter() - start)
     print(
-        f"Ant, 40 tasks x 20 episodes x {cfg.env.horizon} steps, frame_skip {cfg.env.frame_skip}:"
+        f"{family}, 40 tasks x 20 episodes x {cfg.env.horizon} steps, "
+        f"frame_skip {cfg.env.frame_skip}:"
     )
     print(f"  project sampling (policy, 2 threads): {project:,.0f} env steps/s")
     print(f"  mujoco.rollout, 2 threads, zero actions: {raw:,.0f} env steps/s")
@@ -166,13 +170,13 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--env", default="navigation", choices=["navigation", "ant"])
+    parser.add_argument("--env", default="navigation", choices=["navigation", *LOCOMOTION])
     parser.add_argument(
         "--fractions",
         type=float,
         nargs="+",
         default=[1.0, 0.2, 0.1],
-        help="--env ant: algorithm.fvp_task_fraction values to time a meta-iteration at",
+        help="--env <MuJoCo family>: algorithm.fvp_task_fraction values to time an iteration at",
     )
     parser.add_argument(
         "--at",
@@ -183,8 +187,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.at is not None:
         return bench_at(args.at, args.iterations, args.warmup, args.device)
-    if args.env == "ant":
-        return bench_ant(args.device, args.fractions)
+    if args.env in LOCOMOTION:
+        return bench_locomotion(args.env, args.device, args.fractions)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     print(f"median over {args.iterations} meta-iterations after {args.warmup} warm-up\n")
     header = "| policy | " + " | ".join(PHASES) + " | env steps/s | target s | time / target |"
