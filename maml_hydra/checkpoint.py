@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import subprocess
 import tempfile
@@ -20,29 +21,20 @@ KEYS = ("format", "iteration", "env_steps", "learner", "meta_optimizer", "rng", 
 RESUMABLE_KEYS = ("resume", "train.iterations", "progress", "device")
 
 
-_COMMIT: list[str | None] = []
-
-
+@functools.cache
 def source_commit() -> str | None:
     """The git commit of this package's code, with ``+dirty`` if tracked files differ from it
     (None outside a git checkout); looked up once per process."""
-    if not _COMMIT:
-        package = Path(__file__).resolve().parent
-        try:
-            git = ["git", "-C", str(package)]
-            head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
-            dirty = subprocess.run(
-                [*git, "status", "--porcelain", "--untracked-files=no"],
-                capture_output=True,
-                text=True,
-            )
-            commit = head.stdout.strip() if head.returncode == 0 else None
-            if commit and dirty.stdout.strip():
-                commit += "+dirty"
-        except OSError:
-            commit = None
-        _COMMIT.append(commit)
-    return _COMMIT[0]
+    git = ["git", "-C", str(Path(__file__).resolve().parent)]
+    try:
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+        status = ["status", "--porcelain", "--untracked-files=no"]
+        dirty = subprocess.run([*git, *status], capture_output=True, text=True)
+    except OSError:
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 class CheckpointError(RuntimeError):
