@@ -1,4 +1,4 @@
-# Every target creates .venv on first use (python3 -m venv + pip install -e ".[dev]").
+# Every target creates .venv on first use (python3 -m venv + pip install -e ".[dev,gpu]").
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,gpu]"
 	touch $(STAMP)
 
 train: $(STAMP)  ## MAML-TRPO on 2D navigation, a few minutes on a laptop

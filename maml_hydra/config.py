@@ -134,6 +134,13 @@ class HVP(str, Enum):
     finite_difference = "finite_difference"
 
 
+class Physics(str, Enum):
+    """The locomotion families' simulator (``env.physics``; maml_hydra/tasks/physics.py)."""
+
+    mujoco = "mujoco"  # MuJoCo C in float64 on CPU threads (mujoco.rollout)
+    warp = "warp"  # MuJoCo Warp in float32, one world per (task, episode), on ``device``
+
+
 class Estimator(str, Enum):
     """The inner-loop objective (``inner.estimator``; maml_hydra/estimators.py): the same
     gradient, a different second derivative through the inner step."""
@@ -200,10 +207,23 @@ class LocomotionConfig(EnvConfig):
     survive_bonus: float = 0.05
     frame_skip: int = 5  # physics steps per env step (dt = 0.05 s on both models)
     reset_noise: float = 0.1  # gymnasium's reset_noise_scale
-    threads: int = 2  # mujoco.rollout worker threads
+    threads: int = 2  # mujoco.rollout worker threads (physics=mujoco)
+    physics: Physics = Physics.mujoco  # see Physics; warp needs the optional extra ".[gpu]"
 
     def check(self, cfg: Config) -> None:
         super().check(cfg)
+        if Physics(self.physics) is Physics.warp:
+            from maml_hydra.tasks.physics import import_warp
+
+            try:
+                import_warp()
+            except ImportError:
+                require(
+                    False,
+                    "env.physics",
+                    Physics.warp.value,
+                    'MuJoCo Warp is not installed: pip install -e ".[gpu]"',
+                )
         at_least("env.frame_skip", self.frame_skip, 1)
         at_least("env.threads", self.threads, 1)
         at_least("env.ctrl_cost", self.ctrl_cost, 0)

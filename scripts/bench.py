@@ -108,7 +108,7 @@ def bench_locomotion(family: str, device: str, fractions: list[float]) -> None:
     scratch = [mujoco.MjData(model) for _ in range(2)]
     control = np.zeros((n, cfg.env.horizon * cfg.env.frame_skip, model.nu))
     start = time.perf_counter()
-    runner.rollout(model, scratch, env.state.copy(), control, nstep=control.shape[1])
+    runner.rollout(model, scratch, env.physics.state.copy(), control, nstep=control.shape[1])
     raw = steps / (time.perf_counter() - start)
     print(
         f"{family}, 40 tasks x 20 episodes x {cfg.env.horizon} steps, "

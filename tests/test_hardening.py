@@ -122,6 +122,8 @@ BAD = [
         "algorithm.clip_eps=nan",
     ),
     ("estimator", TRAIN, ["inner.estimator=magic"], None, "inner.estimator"),
+    ("physics", TRAIN, ["env=halfcheetah_dir", "env.physics=bullet"], None, "env.physics"),
+    ("warp on cuda", TRAIN, ["env=ant", "env.physics=warp", "device=cuda"], None, "device="),
     ("goal nan", TRAIN, ["env=ant", "env.goal_low=nan"], None, "env.goal_low=nan"),
     ("device", TRAIN, ["device=tpu"], None, "device='tpu'"),
     ("eval tasks shape", TRAIN, ["eval.tasks=[[0.1]]"], None, "eval.tasks="),

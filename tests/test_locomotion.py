@@ -56,7 +56,7 @@ def test_batched_family_matches_gymnasium_v5(name, tmp_path, monkeypatch):
     env.set_tasks(torch.tensor([[0.5], [2.0]]))
     gen = torch.Generator().manual_seed(0)
     obs = env.reset_batch(gen)
-    qpos0, qvel0 = env._qpos().copy(), env._qvel().copy()
+    qpos0, qvel0 = env._qpos().numpy().copy(), env._qvel().numpy().copy()
     # some actions beyond the control range [-1, 1]
     actions = torch.rand(30, tasks, episodes, act_dim, generator=gen) * 2.4 - 1.2
 
@@ -72,7 +72,7 @@ def test_batched_family_matches_gymnasium_v5(name, tmp_path, monkeypatch):
 
     goals = env.tasks[:, 0].repeat_interleave(episodes).numpy()
     for a in actions:
-        x_before = env._qpos()[:, 0].copy()
+        x_before = env._qpos()[:, 0].numpy().copy()
         obs, reward, done = env.step_batch(a)
         flat = a.reshape(n, act_dim).double().clamp(-1, 1).numpy()
         for i, ref in enumerate(refs):
@@ -82,7 +82,7 @@ def test_batched_family_matches_gymnasium_v5(name, tmp_path, monkeypatch):
             assert np.allclose(env._qpos()[i], ref.unwrapped.data.qpos, atol=1e-6)
             assert np.allclose(env._qvel()[i], ref.unwrapped.data.qvel, atol=1e-6)
             # the stated reward, on the state's x displacement
-            velocity = (env._qpos()[i, 0] - x_before[i]) / 0.05
+            velocity = (env._qpos()[i, 0].item() - x_before[i]) / 0.05
             want = -abs(velocity - goals[i]) - ctrl_cost * (flat[i] ** 2).sum() + survive
             assert abs(reward.reshape(n)[i].item() - want) < 1e-5  # float32 reward
             if name == "ant":
@@ -207,9 +207,9 @@ def test_direction_families_reward_d_times_forward_velocity(family, cfg, ctrl_co
     env.set_tasks(torch.tensor([[1.0], [-1.0]]))
     env.reset_batch(torch.Generator().manual_seed(1))
     a = torch.rand(2, 2, family.action_dim, generator=torch.Generator().manual_seed(2)) * 2 - 1
-    x_before = env._qpos()[:, 0].copy()
+    x_before = env._qpos()[:, 0].numpy().copy()
     _, reward, _ = env.step_batch(a)
-    velocity = (env._qpos()[:, 0] - x_before) / 0.05
+    velocity = (env._qpos()[:, 0].numpy() - x_before) / 0.05
     d = np.array([1.0, 1.0, -1.0, -1.0])
     ctrl = ctrl_cost * (a.reshape(4, -1).double().numpy() ** 2).sum(1)
     want = d * velocity - ctrl + survive

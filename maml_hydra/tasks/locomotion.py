@@ -1,6 +1,7 @@
 """The MAML paper's MuJoCo locomotion families (sec. 5.3) on gymnasium's models, stepped as one
-batch: every (task, episode) simulation advances in one threaded ``mujoco.rollout`` call, with
-no Python call per environment.
+batch: every (task, episode) simulation advances in one call of the physics backend
+(``env.physics``, maml_hydra/tasks/physics.py: MuJoCo C through a threaded ``mujoco.rollout``,
+or MuJoCo Warp on the device), with no Python call per environment.
 
 Each family is a robot (``MujocoLocomotion`` subclass: model file, observation layout) combined
 with a task kind (``TargetVelocity`` or ``Direction``: how tasks are sampled and what the forward
@@ -19,16 +20,14 @@ import warnings
 
 import gymnasium
 import mujoco
-import numpy as np
 import torch
-from mujoco import rollout
 from torch import Tensor
 
-from maml_hydra.config import LocomotionConfig
+from maml_hydra.config import LocomotionConfig, Physics
 from maml_hydra.tasks.base import TaskFamily
+from maml_hydra.tasks.physics import MujocoPhysics, WarpPhysics
 
 ASSETS = os.path.join(os.path.dirname(gymnasium.__file__), "envs", "mujoco", "assets")
-_FULL = mujoco.mjtState.mjSTATE_FULLPHYSICS
 
 
 def load_model(xml_file: str) -> mujoco.MjModel:
@@ -68,62 +67,55 @@ class MujocoLocomotion(TaskFamily):
         if (nq - self.skipped_qpos + nv, self.model.nu) != (self.state_obs_dim, self.action_dim):
             raise RuntimeError(f"{self.xml_file}: the model's sizes differ from the class's")
         self.dt = self.model.opt.timestep * cfg.frame_skip
-        self.ctrl_low, self.ctrl_high = self.model.actuator_ctrlrange.T.copy()
-        self.runner = rollout.Rollout(nthread=cfg.threads)
-        self.scratch = [mujoco.MjData(self.model) for _ in range(cfg.threads)]
         self.num_envs = num_tasks * episodes_per_task
-        self.state = np.zeros((self.num_envs, mujoco.mj_stateSize(self.model, _FULL)))
-        self.qpos_at = mujoco.mj_stateSize(self.model, mujoco.mjtState.mjSTATE_TIME)
-        self.qvel_at = self.qpos_at + nq
+        if Physics(cfg.physics) is Physics.warp:
+            self.physics = WarpPhysics(self.model, self.num_envs, self.device)
+        else:
+            self.physics = MujocoPhysics(self.model, self.num_envs, cfg.threads)
+        # the physics' own device and precision: rewards are computed there, as one formula
+        like = self.physics.qpos()
+        low, high = torch.as_tensor(self.model.actuator_ctrlrange.T, dtype=torch.float64)
+        self.ctrl_low, self.ctrl_high = low.to(like), high.to(like)
 
-    def _forward_reward(self, velocity: np.ndarray, task: np.ndarray) -> np.ndarray:
+    def _forward_reward(self, velocity: Tensor, task: Tensor) -> Tensor:
         raise NotImplementedError  # from the task kind
 
-    def _qpos(self) -> np.ndarray:
-        return self.state[:, self.qpos_at : self.qpos_at + self.model.nq]
+    def _qpos(self) -> Tensor:
+        return self.physics.qpos()
 
-    def _qvel(self) -> np.ndarray:
-        return self.state[:, self.qvel_at : self.qvel_at + self.model.nv]
+    def _qvel(self) -> Tensor:
+        return self.physics.qvel()
 
     def _obs(self) -> Tensor:
-        obs = np.concatenate([self._qpos()[:, self.skipped_qpos :], self._qvel()], axis=1)
-        return torch.as_tensor(obs, dtype=torch.float32, device=self.device).view(
-            *self.batch_size, -1
-        )
+        obs = torch.cat([self._qpos()[:, self.skipped_qpos :], self._qvel()], dim=1)
+        return obs.to(self.device, torch.float32).view(*self.batch_size, -1)
 
-    def set_state(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
-        """Put every simulation in the given state ([N, nq], [N, nv])."""
-        self.state[:] = 0.0
-        self._qpos()[:] = qpos
-        self._qvel()[:] = qvel
+    def set_state(self, qpos: Tensor, qvel: Tensor) -> None:
+        """Put every simulation in the given state ([N, nq], [N, nv]), at rest in time."""
+        self.physics.reset(torch.as_tensor(qpos), torch.as_tensor(qvel))
 
     def _initial_obs(self, generator: torch.Generator | None = None) -> Tensor:
         n, nq, nv, noise = self.num_envs, self.model.nq, self.model.nv, self.cfg.reset_noise
         u = torch.rand(n, nq, generator=generator, dtype=torch.float64)
         z = torch.randn(n, nv, generator=generator, dtype=torch.float64)
-        qpos = self.model.qpos0[None] + noise * (2 * u.numpy() - 1)
-        self.set_state(qpos, noise * z.numpy())
+        qpos = torch.from_numpy(self.model.qpos0)[None] + noise * (2 * u - 1)
+        self.set_state(qpos, noise * z)
         return self._obs()
 
     def _advance(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        a = action.detach().reshape(self.num_envs, -1).to("cpu", torch.float64).numpy()
-        a = np.clip(a, self.ctrl_low, self.ctrl_high)
-        x_before = self._qpos()[:, 0].copy()
-        control = np.repeat(a[:, None, :], self.cfg.frame_skip, axis=1)
-        states, _ = self.runner.rollout(
-            self.model, self.scratch, self.state, control, nstep=self.cfg.frame_skip
-        )
-        self.state = states[:, -1].copy()
+        like = self.ctrl_low
+        a = action.detach().reshape(self.num_envs, -1).to(like)
+        a = torch.clamp(a, self.ctrl_low, self.ctrl_high)
+        x_before = self._qpos()[:, 0].clone()
+        self.physics.step(a, self.cfg.frame_skip)
         velocity = (self._qpos()[:, 0] - x_before) / self.dt
-        task = self.tasks[:, 0, None].expand(self.batch_size).reshape(-1).cpu().double().numpy()
+        task = self.tasks[:, 0, None].expand(self.batch_size).reshape(-1).to(like)
         reward = (
             self._forward_reward(velocity, task)
             - self.cfg.ctrl_cost * (a**2).sum(1)
             + self.cfg.survive_bonus
         )
-        reward_t = torch.as_tensor(reward, dtype=torch.float32, device=self.device).view(
-            self.batch_size
-        )
+        reward_t = reward.to(self.device, torch.float32).view(self.batch_size)
         done = torch.zeros(self.batch_size, dtype=torch.bool, device=self.device)
         return self._obs(), reward_t, done
 
@@ -136,8 +128,8 @@ class TargetVelocity:
         low, high = self.cfg.goal_low, self.cfg.goal_high
         return low + (high - low) * torch.rand(num_tasks, 1, generator=generator)
 
-    def _forward_reward(self, velocity: np.ndarray, task: np.ndarray) -> np.ndarray:
-        return -np.abs(velocity - task)
+    def _forward_reward(self, velocity: Tensor, task: Tensor) -> Tensor:
+        return -torch.abs(velocity - task)
 
 
 class Direction:
@@ -146,7 +138,7 @@ class Direction:
     def sample_tasks(self, num_tasks: int, generator: torch.Generator) -> Tensor:
         return torch.randint(0, 2, (num_tasks, 1), generator=generator).float() * 2 - 1
 
-    def _forward_reward(self, velocity: np.ndarray, task: np.ndarray) -> np.ndarray:
+    def _forward_reward(self, velocity: Tensor, task: Tensor) -> Tensor:
         return task * velocity
 
 
