@@ -9,11 +9,12 @@ Prints the median of each phase over the timed iterations and the ratio to the t
 the meta-gradient column holds the whole update (all epochs), cg and line_search are 0.
 
     .venv/bin/python scripts/bench.py --env FAMILY [--fractions 1.0 0.2 0.1]
+        [--physics mujoco|warp] [--device cpu|cuda]
 
 A MuJoCo family (ant, ant_dir, halfcheetah_vel, halfcheetah_dir) at the paper's batch (40 tasks
-x 20 episodes x 200 steps): sampling throughput vs raw ``mujoco.rollout`` (target ratio >= 0.8),
-then one meta-iteration per
-``algorithm.fvp_task_fraction`` with the learner's share of it (target <= 20%).
+x 20 episodes x 200 steps): sampling throughput (with mujoco: vs raw ``mujoco.rollout``, target
+ratio >= 0.8; with warp: also at 4,096 worlds), then one meta-iteration per
+``algorithm.fvp_task_fraction`` with the learner's share of it (target <= 20%) and peak memory.
 
     .venv/bin/python scripts/bench.py --at RUN_DIR
 
@@ -78,58 +79,101 @@ LEARNER = ["adaptation", "meta_gradient", "cg", "line_search"]
 LOCOMOTION = ["ant", "ant_dir", "halfcheetah_vel", "halfcheetah_dir"]
 
 
-def bench_locomotion(family: str, device: str, fractions: list[float]) -> None:
-    """For a MuJoCo family (``env=<family>``): sampling throughput of the project (policy
-    included) vs raw ``mujoco.rollout`` with 2 threads and zero actions on the same model, 40
-    tasks x 20 episodes x 200 steps; then one whole meta-iteration per
-    ``algorithm.fvp_task_fraction`` and the learner's share of it."""
-    import mujoco
-    import numpy as np
-    from mujoco import rollout
+def sampling_rate(exp: Experiment, tasks: int) -> float:
+    """Env steps per second of one batch rollout of ``exp``'s env (policy included), after a
+    warm-up rollout (Warp compiles its kernels on its first step)."""
+    env, learner = exp.env, exp.learner
+    env.set_tasks(env.sample_tasks(tasks, exp.task_rng))
+    params = learner.layout.unflatten(learner.parameters())
+    learner.rollout(env, params, False, exp.action_rng, exp.plan)
+    sync(exp.device)
+    start = time.perf_counter()
+    learner.rollout(env, params, False, exp.action_rng, exp.plan)
+    sync(exp.device)
+    return env.num_envs * exp.cfg.env.horizon / (time.perf_counter() - start)
 
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_locomotion(
+    family: str,
+    device: str,
+    fractions: list[float],
+    physics: str,
+    batch: tuple[int, int] = (40, 20),
+    wide: tuple[int, int] = (64, 64),
+) -> None:
+    """For a MuJoCo family (``env=<family>``) at the paper's batch (40 tasks x 20 episodes x
+    200 steps) on ``env.physics``: sampling throughput, policy included; with ``mujoco``
+    against raw ``mujoco.rollout`` (2 threads, zero actions, same model), with ``warp`` also
+    at 64 x 64 = 4,096 worlds. Then one whole meta-iteration per
+    ``algorithm.fvp_task_fraction``, its split, the learner's share and peak memory."""
     overrides = [
         f"env={family}",
-        "train.meta_batch_size=40",
-        "train.episodes_per_task=20",
+        f"env.physics={physics}",
+        f"train.meta_batch_size={batch[0]}",
+        f"train.episodes_per_task={batch[1]}",
         f"device={device}",
         "progress=false",
     ]
     exp = experiment(overrides)
-    cfg, env, learner = exp.cfg, exp.env, exp.learner
-    env.set_tasks(env.sample_tasks(40, exp.task_rng))
-    params = learner.layout.unflatten(learner.parameters())
-    steps = 40 * 20 * cfg.env.horizon
-    start = time.perf_counter()
-    learner.rollout(env, params, False, exp.action_rng, exp.plan)
-    project = steps / (time.perf_counter() - start)
-
-    model, n = env.model, env.num_envs
-    runner = rollout.Rollout(nthread=2)
-    scratch = [mujoco.MjData(model) for _ in range(2)]
-    control = np.zeros((n, cfg.env.horizon * cfg.env.frame_skip, model.nu))
-    start = time.perf_counter()
-    runner.rollout(model, scratch, env.physics.state.copy(), control, nstep=control.shape[1])
-    raw = steps / (time.perf_counter() - start)
+    worlds = batch[0] * batch[1]
+    cfg, env = exp.cfg, exp.env
     print(
-        f"{family}, 40 tasks x 20 episodes x {cfg.env.horizon} steps, "
-        f"frame_skip {cfg.env.frame_skip}:"
+        f"{family}, env.physics={physics}, device {device}, {batch[0]} tasks x {batch[1]} "
+        f"episodes x {cfg.env.horizon} steps, frame_skip {cfg.env.frame_skip}:"
     )
-    print(f"  project sampling (policy, 2 threads): {project:,.0f} env steps/s")
-    print(f"  mujoco.rollout, 2 threads, zero actions: {raw:,.0f} env steps/s")
-    print(f"  ratio: {project / raw:.2f} (target >= 0.8)\n")
+    start = time.perf_counter()
+    project = sampling_rate(exp, batch[0])
+    print(f"  first two rollouts (compile included): {time.perf_counter() - start:.1f} s")
+    print(f"  project sampling (policy included), {worlds:,} worlds: {project:,.0f} env steps/s")
+    if physics == "warp":
+        sizes = [f"train.meta_batch_size={wide[0]}", f"train.episodes_per_task={wide[1]}"]
+        wide_exp = experiment([*overrides[:2], *sizes, *overrides[4:]])
+        rate = sampling_rate(wide_exp, wide[0])
+        print(f"  project sampling, {wide[0] * wide[1]:,} worlds: {rate:,.0f} env steps/s\n")
+        del wide_exp
+    else:
+        import mujoco
+        import numpy as np
+        from mujoco import rollout
+
+        steps = worlds * cfg.env.horizon
+        model, n = env.model, env.num_envs
+        runner = rollout.Rollout(nthread=2)
+        scratch = [mujoco.MjData(model) for _ in range(2)]
+        control = np.zeros((n, cfg.env.horizon * cfg.env.frame_skip, model.nu))
+        start = time.perf_counter()
+        runner.rollout(model, scratch, env.physics.state.copy(), control, nstep=control.shape[1])
+        raw = steps / (time.perf_counter() - start)
+        print(f"  mujoco.rollout, 2 threads, zero actions: {raw:,.0f} env steps/s")
+        print(f"  ratio: {project / raw:.2f} (target >= 0.8)\n")
 
     print("One MAML-TRPO meta-iteration (2x100 ReLU, CG 10), seconds:\n")
     header = "| fvp_task_fraction | sampling | " + " | ".join(LEARNER) + " | iteration |"
-    print(header + " learner share (target <= 20%) |")
-    print("|" + "---|" * (header.count("|")))
+    memory = " peak RSS GiB | peak torch CUDA GiB | device memory in use GiB |"
+    print(header + " learner share (target <= 20%) |" + memory)
+    print("|" + "---|" * (header.count("|") + 3))
     for fraction in fractions:
-        t = experiment([*overrides, f"algorithm.fvp_task_fraction={fraction}"]).meta_iteration()
+        run = experiment([*overrides, f"algorithm.fvp_task_fraction={fraction}"])
+        run.meta_iteration()  # warm-up: Warp's kernels, torch's first CUDA calls
+        t = run.meta_iteration()
         learner_s = sum(t.get(f"time/{p}", 0.0) for p in LEARNER)
         cells = " | ".join(f"{t.get(f'time/{p}', 0.0):.2f}" for p in LEARNER)
+        cuda = t.get("memory/peak_cuda_gib")
+        in_use = "-"
+        if run.device.type == "cuda":  # torch's and Warp's allocations together
+            free, total = torch.cuda.mem_get_info(run.device)
+            in_use = f"{(total - free) / 2**30:.2f}"
         print(
             f"| {fraction} | {t['time/sampling']:.2f} | {cells} | {t['time/iteration']:.2f} "
-            f"| {learner_s / t['time/iteration']:.0%} |"
+            f"| {learner_s / t['time/iteration']:.0%} | {t['memory/peak_rss_gib']:.2f} "
+            f"| {'-' if cuda is None else f'{cuda:.2f}'} | {in_use} |"
         )
+        del run
 
 
 def bench_at(run_dir: Path, iterations: int, warmup: int, device: str) -> None:
@@ -172,11 +216,33 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--env", default="navigation", choices=["navigation", *LOCOMOTION])
     parser.add_argument(
+        "--physics",
+        default="mujoco",
+        choices=["mujoco", "warp"],
+        help="--env <MuJoCo family>: env.physics (warp: MuJoCo Warp, pip install -e .[gpu])",
+    )
+    parser.add_argument(
         "--fractions",
         type=float,
         nargs="+",
         default=[1.0, 0.2, 0.1],
         help="--env <MuJoCo family>: algorithm.fvp_task_fraction values to time an iteration at",
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        nargs=2,
+        default=(40, 20),
+        metavar=("TASKS", "EPISODES"),
+        help="--env <MuJoCo family>: the batch (default: the paper's, 40 x 20 = 800 worlds)",
+    )
+    parser.add_argument(
+        "--wide",
+        type=int,
+        nargs=2,
+        default=(64, 64),
+        metavar=("TASKS", "EPISODES"),
+        help="--physics warp: a second, wider batch to time sampling at (default 4,096 worlds)",
     )
     parser.add_argument(
         "--at",
@@ -188,7 +254,9 @@ def main() -> None:
     if args.at is not None:
         return bench_at(args.at, args.iterations, args.warmup, args.device)
     if args.env in LOCOMOTION:
-        return bench_locomotion(args.env, args.device, args.fractions)
+        return bench_locomotion(
+            args.env, args.device, args.fractions, args.physics, args.batch, args.wide
+        )
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     print(f"median over {args.iterations} meta-iterations after {args.warmup} warm-up\n")
     header = "| policy | " + " | ".join(PHASES) + " | env steps/s | target s | time / target |"
