@@ -7,6 +7,7 @@ search); the classes hold configuration and (for stateful optimizers) state.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -15,11 +16,15 @@ import torch
 from torch import Tensor
 from torch.func import vjp
 
+from maml_hydra import closed_form
+from maml_hydra.closed_form import ClosedForm
 from maml_hydra.config import HVP, PPOConfig, ProMPConfig, TRPOConfig
 from maml_hydra.learner import MAML, MetaBatch
 from maml_hydra.policy import gaussian_entropy, gaussian_kl, gaussian_log_prob
 from maml_hydra.sampling import Trajectories
 from maml_hydra.seeding import generator
+
+log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- objectives
@@ -213,6 +218,15 @@ class TRPO:
         self.cfg = cfg
         self.learner = learner
         self.rng = generator("trpo-fvp-tasks", seed)
+        # where the closed form applies (closed_form.applies), it replaces autograd's graph
+        self.closed_form = (
+            cfg.closed_form and cfg.hvp == HVP.gauss_newton and closed_form.applies(learner) is None
+        )
+        if cfg.closed_form and cfg.hvp == HVP.gauss_newton and not self.closed_form:
+            log.info(
+                "TRPO: Fisher products through autograd (no closed form: %s)",
+                closed_form.applies(learner),
+            )
 
     def fisher_tasks(self, num_tasks: int) -> Tensor | None:
         """Indices of the tasks whose KL defines the Fisher products; None = all."""
@@ -231,14 +245,23 @@ class TRPO:
                 mean, log_std = self.learner.query_dist(th, batch)
                 return surrogate_loss(mean, log_std, query), mean_kl(mean, log_std, query)
 
-        # One reverse graph through the adaptation, reused by every HVP below.
-        loss_before, gradient, outputs, vjp_fn = meta_gradient(self.learner, theta, batch)
+        if self.closed_form:
+            products = ClosedForm(self.learner, theta, batch)
+            loss_before, gradient = products.surrogate_gradient()
+        else:  # one reverse graph through the adaptation, reused by every HVP below
+            loss_before, gradient, outputs, vjp_fn = meta_gradient(self.learner, theta, batch)
         timings["meta_gradient"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
         tasks = self.fisher_tasks(query.obs.shape[0])
         fisher_batch = batch if tasks is None else batch.select(tasks.to(theta.device))
-        if cfg.hvp == HVP.finite_difference:
+        if self.closed_form:
+            if tasks is not None:
+                products = ClosedForm(self.learner, theta, fisher_batch)
+            hvp = products.fisher_product(cfg.cg_damping)
+            direction, residual = conjugate_gradient(hvp, gradient, cfg.cg_iters)
+            curvature = direction @ (gradient - residual)
+        elif cfg.hvp == HVP.finite_difference:
             del outputs, vjp_fn  # every product runs its own adaptations
             hvp = finite_difference_hvp(
                 self.learner, theta, fisher_batch, cfg.fd_eps, cfg.cg_damping

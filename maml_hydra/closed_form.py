@@ -1,0 +1,354 @@
+"""MAML-TRPO's meta-gradient and exact Fisher-vector product in closed form, for the Gaussian MLP
+policy adapted by one REINFORCE step of a fixed size (the MAML paper's setting).
+
+The autograd path (``meta_optimizers.fisher_vector_product``) builds the reverse graph of the
+vmapped adaptation and differentiates it twice per conjugate-gradient step; profiling showed
+its time going to memory-bound elementwise work of that graph, not to FLOPs. Here the same
+products are written out by hand, with every quantity that does not depend on the CG vector
+(the support and query activations, the inner loss's first derivatives, the adapted
+parameters) computed once per meta-iteration:
+
+    F v = sum_t J_t^T G_t J_t v,   J_t = I - alpha H_t,
+
+J_t the Jacobian of task t's adapted parameters theta'_t = theta - alpha grad L_t(theta), H_t
+the Hessian of its inner loss L_t, and G_t the Gauss-Newton matrix of the mean KL at theta'_t
+(the Gaussian's Fisher, 1/sigma^2 for the mean and 2 for the log_std, pulled back through the
+MLP). H_t v is the directional derivative of the inner-loss gradient: a forward tangent through
+the MLP, then the tangent of its backward pass (Pearlmutter's R-operator, written for a stack
+of affine layers and one elementwise nonlinearity). The meta-gradient is J_t^T applied to the
+surrogate's gradient at theta'_t.
+
+``applies`` says when this path holds; tests/test_closed_form.py checks every product against
+the autograd path and the vmapped adaptation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from torch.func import jvp
+
+from maml_hydra.config import Estimator
+from maml_hydra.estimators import ESTIMATORS
+from maml_hydra.learner import MAML, MetaBatch
+from maml_hydra.sampling import Trajectories
+
+
+def applies(learner: MAML) -> str | None:
+    """None if the closed form computes this learner's products, else why not."""
+    if learner.num_steps != 1:
+        return "inner.num_steps is not 1"
+    if learner.first_order:
+        return "inner.first_order"
+    if learner.learn_lr:
+        return "inner.learn_lr"
+    if learner.inner_objective is not ESTIMATORS[Estimator.reinforce]:
+        return "inner.estimator is not reinforce"
+    return None
+
+
+# ---------------------------------------------------------------------------- the MLP, by hand
+class Layers:
+    """theta as the MLP's affine layers (weight [out, in], bias [out]; a leading task dimension
+    when per task) and the log_std [A] (or [T, A])."""
+
+    def __init__(self, weights: list[Tensor], biases: list[Tensor], log_std: Tensor) -> None:
+        self.weights, self.biases, self.log_std = weights, biases, log_std
+
+    @property
+    def per_task(self) -> bool:
+        return self.log_std.dim() == 2
+
+    def named(self, names: list[str]) -> dict[str, Tensor]:
+        """By the policy's parameter names: ``names`` lists the weights and biases, layer by
+        layer, then the log_std."""
+        tensors = [t for pair in zip(self.weights, self.biases, strict=True) for t in pair]
+        return dict(zip(names, [*tensors, self.log_std], strict=True))
+
+    def axpy(self, alpha: float, other: Layers) -> Layers:
+        """self + alpha * other, broadcasting shared against per-task."""
+        return Layers(
+            [w + alpha * o for w, o in zip(self.weights, other.weights, strict=True)],
+            [b + alpha * o for b, o in zip(self.biases, other.biases, strict=True)],
+            self.log_std + alpha * other.log_std,
+        )
+
+
+def _rows(x: Tensor) -> Tensor:
+    return x.reshape(-1, x.shape[-1])
+
+
+def _affine(x: Tensor, w: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
+    """x [T, N, in] -> x w^T + b (+ out, accumulated in place): one GEMM for a shared w [out,
+    in], a batched one for per-task w [T, out, in]."""
+    if w.dim() == 2:
+        if out is None:
+            return torch.addmm(b, _rows(x), w.t()).view(*x.shape[:-1], -1)
+        _rows(out).addmm_(_rows(x), w.t()).add_(b)
+        return out
+    if out is None:
+        return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+    return out.baddbmm_(x, w.transpose(1, 2)).add_(b.unsqueeze(1))
+
+
+def _matmul(x: Tensor, w: Tensor, out: Tensor | None = None) -> Tensor:
+    """x [T, N, out] -> x w (+ out, accumulated in place), w [out, in] or [T, out, in]."""
+    if w.dim() == 2:
+        if out is None:
+            return (_rows(x) @ w).view(*x.shape[:-1], -1)
+        _rows(out).addmm_(_rows(x), w)
+        return out
+    return torch.bmm(x, w) if out is None else out.baddbmm_(x, w)
+
+
+def _outer(dz: Tensor, h: Tensor, per_task: bool, out: Tensor | None = None) -> Tensor:
+    """The sum over steps of dz h^T (+ out, accumulated in place): [T, out, in] per task, or
+    [out, in] summed over the tasks too."""
+    if per_task:
+        return (
+            torch.bmm(dz.transpose(1, 2), h) if out is None else out.baddbmm_(dz.transpose(1, 2), h)
+        )
+    if out is None:
+        return _rows(dz).t() @ _rows(h)
+    return out.addmm_(_rows(dz).t(), _rows(h))
+
+
+def _tanh(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    h = torch.tanh(z)
+    d1 = 1 - h * h
+    return h, d1, -2 * h * d1
+
+
+def _relu(z: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    positive = z > 0
+    return torch.relu(z), positive.to(z.dtype), None  # None: phi'' = 0
+
+
+def _elu(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    h = torch.nn.functional.elu(z)
+    below = torch.where(z > 0, 0.0, h + 1)  # exp(z) below 0
+    return h, torch.where(z > 0, 1.0, below), below
+
+
+def _gelu(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    density = torch.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    cdf = 0.5 * (1 + torch.erf(z / math.sqrt(2)))
+    return z * cdf, cdf + z * density, density * (2 - z * z)
+
+
+# phi(z), phi'(z), phi''(z) in closed form for the policy's nonlinearities (config.Activation)
+DERIVATIVES = {torch.nn.Tanh: _tanh, torch.nn.ReLU: _relu, torch.nn.ELU: _elu, torch.nn.GELU: _gelu}
+
+
+def derivatives(module: torch.nn.Module):
+    """z -> (phi(z), phi'(z), phi''(z)) for a nonlinearity module: closed form for the ones
+    above at their default settings, forward-mode autodiff for any other."""
+    known = DERIVATIVES.get(type(module))
+    defaults = {torch.nn.ELU: ("alpha", 1.0), torch.nn.GELU: ("approximate", "none")}
+    name, value = defaults.get(type(module), (None, None))
+    if known is not None and (name is None or getattr(module, name) == value):
+        return known
+
+    def generic(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        ones = torch.ones_like(z)
+        h, d1 = jvp(module, (z,), (ones,))
+        _, d2 = jvp(lambda u: jvp(module, (u,), (ones,))[1], (z,), (ones,))
+        return h, d1, d2
+
+    return generic
+
+
+class Forward:
+    """One pass of the MLP mean on x [T, N, D] with every activation kept: the inputs of each
+    affine layer and the nonlinearity's first and second derivatives at each pre-activation."""
+
+    def __init__(self, layers: Layers, x: Tensor, activation) -> None:
+        self.layers = layers
+        self.inputs = [x]
+        self.d1: list[Tensor] = []
+        self.d2: list[Tensor] = []
+        h = x
+        for w, b in zip(layers.weights[:-1], layers.biases[:-1], strict=True):
+            h, d1, d2 = activation(_affine(h, w, b))
+            self.inputs.append(h)
+            self.d1.append(d1)
+            self.d2.append(d2)
+        self.mean = _affine(h, layers.weights[-1], layers.biases[-1])
+
+    def tangent(self, dl: Layers) -> tuple[list[Tensor], list[Tensor], Tensor]:
+        """Forward-mode derivative in direction dl: (tangents of the hidden pre-activations, of
+        every layer's input (None for the observations), of the mean)."""
+        dzs: list[Tensor] = []
+        dhs: list[Tensor | None] = [None]
+        for i, (w, dw, db) in enumerate(
+            zip(self.layers.weights, dl.weights, dl.biases, strict=True)
+        ):
+            dz = _affine(self.inputs[i], dw, db)
+            if i:
+                _matmul(dhs[i], w.transpose(-1, -2), out=dz)
+            if i == len(self.d1):
+                return dzs, dhs, dz
+            dzs.append(dz)
+            dhs.append(self.d1[i] * dz)
+        raise AssertionError("unreachable")
+
+    def backward(self, g: Tensor, per_task: bool):
+        """Reverse pass of a cotangent g on the mean: (weight grads, bias grads, the
+        cotangents on each hidden layer's output and on its pre-activation, bottom first)."""
+        n = len(self.layers.weights)
+        dws: list[Tensor] = [None] * n  # type: ignore[list-item]
+        dbs: list[Tensor] = [None] * n  # type: ignore[list-item]
+        es: list[Tensor] = [None] * (n - 1)  # type: ignore[list-item]
+        dzs: list[Tensor] = [None] * (n - 1)  # type: ignore[list-item]
+        dz = g
+        for i in reversed(range(n)):
+            dws[i] = _outer(dz, self.inputs[i], per_task)
+            dbs[i] = dz.sum(1) if per_task else dz.sum((0, 1))
+            if i:
+                es[i - 1] = _matmul(dz, self.layers.weights[i])
+                dz = dzs[i - 1] = es[i - 1] * self.d1[i - 1]
+        return dws, dbs, es, dzs
+
+
+# ------------------------------------------------------------------------- the MAML products
+class ClosedForm:
+    """Everything of one meta-batch that CG's products share, computed once at theta."""
+
+    def __init__(self, learner: MAML, theta: Tensor, batch: MetaBatch) -> None:
+        reason = applies(learner)
+        if reason is not None:
+            raise ValueError(f"the closed-form products do not apply: {reason}")
+        self.learner = learner
+        self.alpha = learner.lr
+        self.numel = theta.numel()
+        linear = [m for m in learner.policy.mean if isinstance(m, torch.nn.Linear)]
+        names = {id(p): n for n, p in learner.policy.named_parameters()}
+        self.names = [names[id(p)] for m in linear for p in (m.weight, m.bias)]
+        self.names.append(names[id(learner.policy.log_std)])
+        self.theta = self.layers(theta)
+        nonlinear = [m for m in learner.policy.mean if not isinstance(m, torch.nn.Linear)]
+        self.activation = derivatives(nonlinear[0]) if nonlinear else None
+
+        support, query = batch.supports[0], batch.query
+        self.support = self._steps(support)
+        self.fwd = Forward(self.theta, self.support["obs"], self.activation)
+        # inner loss L_t = -sum_n c_n log pi(a_n | s_n): c = A mask / (valid steps of task t)
+        c = self.support["advantages"] * self.support["mask"]
+        self.c = (c / self.support["mask"].sum(1, keepdim=True)).unsqueeze(-1)  # [T, N, 1]
+        inv_var = torch.exp(-2 * self.theta.log_std)  # [A]
+        diff = self.support["actions"] - self.fwd.mean
+        self.inv_var = inv_var
+        self.g_mean = -self.c * diff * inv_var  # dL/dmean [T, N, A]
+        self.c_z2 = (self.c * diff.pow(2) * inv_var).sum(1)  # sum_n c z^2 [T, A]
+        g_log_std = -(self.c_z2 - self.c.sum(1))  # dL/dlog_std [T, A]
+        dws, dbs, es, self.cotangents = self.fwd.backward(self.g_mean, per_task=True)
+        # the backward pass's second-order term, e * phi''(z), for every H v
+        self.e_d2 = [None if d2 is None else e * d2 for e, d2 in zip(es, self.fwd.d2, strict=True)]
+        self.adapted = self.theta.axpy(-self.alpha, Layers(dws, dbs, g_log_std))
+
+        q = self._steps(query)
+        self.query = q
+        self.qfwd = Forward(self.adapted, q["obs"], self.activation)
+        self.q_inv_var = torch.exp(-2 * self.adapted.log_std).unsqueeze(1)  # [T, 1, A]
+        weights = q["mask"] / q["mask"].sum(1, keepdim=True) / q["mask"].shape[0]
+        self.q_weights = weights.unsqueeze(-1)  # [T, M, 1]
+        self.q_log_std_weight = 2 * weights.sum(1, keepdim=True)  # [T, 1]
+
+    @staticmethod
+    def _steps(traj: Trajectories) -> dict[str, Tensor]:
+        """A batch's fields with episodes and steps in one axis: [T, E*H, ...]."""
+        t = traj.obs.shape[0]
+        return {
+            "obs": traj.obs.reshape(t, -1, traj.obs.shape[-1]),
+            "actions": traj.actions.reshape(t, -1, traj.actions.shape[-1]),
+            "mask": traj.mask.reshape(t, -1),
+            "advantages": traj.advantages.reshape(t, -1),
+            "log_prob": traj.log_prob.reshape(t, -1),
+        }
+
+    # ------------------------------------------------------------------------- pieces
+    def layers(self, flat: Tensor) -> Layers:
+        """A flat vector in the learner's layout ([P], or [T, P] per task) as Layers of views."""
+        layout, lead = self.learner.layout, flat.shape[:-1]
+        chunks = dict(zip(layout.names, flat.split(layout.sizes, -1), strict=True))
+        shapes = dict(zip(layout.names, layout.shapes, strict=True))
+        parts = [chunks[n].reshape(*lead, *shapes[n]) for n in self.names]
+        return Layers(parts[:-1:2], parts[1:-1:2], parts[-1])
+
+    def flat(self, layers: Layers) -> Tensor:
+        """Layers ([P] or per task [T, P]) as a flat vector in the learner's layout."""
+        named = layers.named(self.names)
+        lead = layers.log_std.dim() - 1
+        return torch.cat([named[n].flatten(lead) for n in self.learner.layout.names], dim=-1)
+
+    def inner_hvp(self, dl: Layers, per_task_out: bool) -> Layers:
+        """H_t dl for every task ([T, ...] Layers) or summed over tasks (shared Layers): the
+        directional derivative of the inner loss's gradient at theta."""
+        fwd = self.fwd
+        dzs, dhs, dmean = fwd.tangent(dl)
+        ds = dl.log_std if dl.per_task else dl.log_std.expand_as(self.c_z2)  # [T, A]
+        dg = self.c * dmean * self.inv_var - 2 * self.g_mean * ds.unsqueeze(1)
+        d_log_std = -2 * (self.g_mean * dmean).sum(1) + 2 * self.c_z2 * ds
+        if not per_task_out:
+            d_log_std = d_log_std.sum(0)
+        n = len(fwd.layers.weights)
+        dws: list[Tensor] = [None] * n  # type: ignore[list-item]
+        dbs: list[Tensor] = [None] * n  # type: ignore[list-item]
+        g, tg = self.g_mean, dg  # the cotangent on layer i's output, and its tangent
+        for i in reversed(range(n)):
+            dws[i] = _outer(tg, fwd.inputs[i], per_task_out)
+            dbs[i] = tg.sum(1) if per_task_out else tg.sum((0, 1))
+            if not i:
+                break
+            _outer(g, dhs[i], per_task_out, out=dws[i])
+            te = _matmul(tg, fwd.layers.weights[i])
+            _matmul(g, dl.weights[i], out=te)
+            g = self.cotangents[i - 1]
+            tg = te.mul_(fwd.d1[i - 1])
+            if self.e_d2[i - 1] is not None:
+                tg.addcmul_(self.e_d2[i - 1], dzs[i - 1])
+        return Layers(dws, dbs, d_log_std)
+
+    def query_fisher(self, du: Layers) -> Layers:
+        """G_t du_t at the adapted parameters, per task."""
+        _, _, dmean = self.qfwd.tangent(du)
+        dws, dbs, _, _ = self.qfwd.backward(dmean * self.q_weights * self.q_inv_var, per_task=True)
+        return Layers(dws, dbs, du.log_std * self.q_log_std_weight)
+
+    def pull_back(self, y: Layers) -> Tensor:
+        """sum_t J_t^T y_t = sum_t (y_t - alpha H_t y_t), flat."""
+        hy = self.inner_hvp(y, per_task_out=False)
+        return self.flat(y).sum(0) - self.alpha * self.flat(hy)
+
+    # ------------------------------------------------------------------------ products
+    def fisher_product(self, damping: float):
+        """v -> (F + damping I) v, F the Hessian of the adapted policies' mean KL at theta_old
+        (``meta_optimizers.fisher_vector_product``'s product)."""
+
+        def product(v: Tensor) -> Tensor:
+            dl = self.layers(v)
+            u = dl.axpy(-self.alpha, self.inner_hvp(dl, per_task_out=True))  # J_t v
+            return self.pull_back(self.query_fisher(u)) + damping * v
+
+        return product
+
+    def surrogate_gradient(self) -> tuple[Tensor, Tensor]:
+        """The TRPO surrogate of the adapted policies on the query data and its gradient with
+        respect to theta (``meta_optimizers.meta_gradient``'s)."""
+        q = self.query
+        mean = self.qfwd.mean
+        log_std = self.adapted.log_std.unsqueeze(1)  # [T, 1, A]
+        diff = q["actions"] - mean
+        z2 = diff.pow(2) * self.q_inv_var
+        log_prob = (-0.5 * z2 - log_std).sum(-1) - 0.5 * mean.shape[-1] * torch.log(
+            torch.tensor(2 * torch.pi, dtype=mean.dtype)
+        )
+        ratio = torch.exp(log_prob - q["log_prob"])
+        coef = (ratio * q["advantages"] * self.q_weights.squeeze(-1)).unsqueeze(-1)  # [T, M, 1]
+        loss = -coef.sum()
+        g_mean = -coef * diff * self.q_inv_var
+        g_log_std = -(coef * (z2 - 1)).sum(1)
+        dws, dbs, _, _ = self.qfwd.backward(g_mean, per_task=True)
+        return loss, self.pull_back(Layers(dws, dbs, g_log_std))
