@@ -45,6 +45,15 @@ SETTINGS = {
         ["policy.hidden_sizes=[64,64]", "policy.activation=tanh", "algorithm.cg_iters=10"],
         2.0,
     ),
+    "TRPO, 2x64 tanh, CG 10, autograd's products (algorithm.closed_form=false)": (
+        [
+            "policy.hidden_sizes=[64,64]",
+            "policy.activation=tanh",
+            "algorithm.cg_iters=10",
+            "algorithm.closed_form=false",
+        ],
+        2.0,
+    ),
     "TRPO, 2x100 relu, finite-difference HVP (reproduce_nav.sh)": (
         [
             "policy.hidden_sizes=[100,100]",
@@ -105,12 +114,14 @@ def bench_locomotion(
     physics: str,
     batch: tuple[int, int] = (40, 20),
     wide: tuple[int, int] = (64, 64),
+    closed_forms: tuple[bool, ...] = (True,),
 ) -> None:
     """For a MuJoCo family (``env=<family>``) at the paper's batch (40 tasks x 20 episodes x
     200 steps) on ``env.physics``: sampling throughput, policy included; with ``mujoco``
     against raw ``mujoco.rollout`` (2 threads, zero actions, same model), with ``warp`` also
     at 64 x 64 = 4,096 worlds. Then one whole meta-iteration per
-    ``algorithm.fvp_task_fraction``, its split, the learner's share and peak memory."""
+    ``algorithm.fvp_task_fraction`` (and ``algorithm.closed_form``), its split, the learner's
+    share and peak memory."""
     overrides = [
         f"env={family}",
         f"env.physics={physics}",
@@ -152,13 +163,23 @@ def bench_locomotion(
         print(f"  mujoco.rollout, 2 threads, zero actions: {raw:,.0f} env steps/s")
         print(f"  ratio: {project / raw:.2f} (target >= 0.8)\n")
 
-    print("One MAML-TRPO meta-iteration (2x100 ReLU, CG 10), seconds:\n")
-    header = "| fvp_task_fraction | sampling | " + " | ".join(LEARNER) + " | iteration |"
+    print("One MAML-TRPO meta-iteration (2x100 ReLU, CG 10), seconds (peak RSS: of the process")
+    print("so far, so a row shows the most of itself and the rows above it):\n")
+    header = (
+        "| fvp_task_fraction | closed_form | sampling | " + " | ".join(LEARNER) + " | iteration |"
+    )
     memory = " peak RSS GiB | peak torch CUDA GiB | device memory in use GiB |"
     print(header + " learner share (target <= 20%) |" + memory)
     print("|" + "---|" * (header.count("|") + 3))
-    for fraction in fractions:
-        run = experiment([*overrides, f"algorithm.fvp_task_fraction={fraction}"])
+    rows = [(f, c) for f in fractions for c in closed_forms]
+    for fraction, closed in rows:
+        run = experiment(
+            [
+                *overrides,
+                f"algorithm.fvp_task_fraction={fraction}",
+                f"algorithm.closed_form={closed}",
+            ]
+        )
         run.meta_iteration()  # warm-up: Warp's kernels, torch's first CUDA calls
         t = run.meta_iteration()
         learner_s = sum(t.get(f"time/{p}", 0.0) for p in LEARNER)
@@ -169,7 +190,8 @@ def bench_locomotion(
             free, total = torch.cuda.mem_get_info(run.device)
             in_use = f"{(total - free) / 2**30:.2f}"
         print(
-            f"| {fraction} | {t['time/sampling']:.2f} | {cells} | {t['time/iteration']:.2f} "
+            f"| {fraction} | {closed} | {t['time/sampling']:.2f} | {cells} "
+            f"| {t['time/iteration']:.2f} "
             f"| {learner_s / t['time/iteration']:.0%} | {t['memory/peak_rss_gib']:.2f} "
             f"| {'-' if cuda is None else f'{cuda:.2f}'} | {in_use} |"
         )
@@ -245,6 +267,12 @@ def main() -> None:
         help="--physics warp: a second, wider batch to time sampling at (default 4,096 worlds)",
     )
     parser.add_argument(
+        "--closed-form",
+        choices=["true", "false", "both"],
+        default="both",
+        help="--env <MuJoCo family>: algorithm.closed_form of the timed iterations",
+    )
+    parser.add_argument(
         "--at",
         type=Path,
         default=None,
@@ -254,8 +282,9 @@ def main() -> None:
     if args.at is not None:
         return bench_at(args.at, args.iterations, args.warmup, args.device)
     if args.env in LOCOMOTION:
+        closed = {"true": (True,), "false": (False,), "both": (True, False)}[args.closed_form]
         return bench_locomotion(
-            args.env, args.device, args.fractions, args.physics, args.batch, args.wide
+            args.env, args.device, args.fractions, args.physics, args.batch, args.wide, closed
         )
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     print(f"median over {args.iterations} meta-iterations after {args.warmup} warm-up\n")
