@@ -80,27 +80,27 @@ def _rows(x: Tensor) -> Tensor:
     return x.reshape(-1, x.shape[-1])
 
 
-def _affine(x: Tensor, w: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
-    """x [T, N, in] -> x w^T + b (+ out, accumulated in place): one GEMM for a shared w [out,
-    in], a batched one for per-task w [T, out, in]."""
+def _affine(x: Tensor, w: Tensor, b: Tensor, into: Tensor | None = None) -> Tensor:
+    """x [T, N, in] -> x w^T + b (written into ``into`` if given): one GEMM for a shared w
+    [out, in], a batched one for per-task w [T, out, in]."""
     if w.dim() == 2:
-        if out is None:
-            return torch.addmm(b, _rows(x), w.t()).view(*x.shape[:-1], -1)
-        _rows(out).addmm_(_rows(x), w.t()).add_(b)
-        return out
-    if out is None:
-        return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
-    return out.baddbmm_(x, w.transpose(1, 2)).add_(b.unsqueeze(1))
+        rows = torch.addmm(b, _rows(x), w.t(), out=None if into is None else _rows(into))
+        return rows.view(*x.shape[:-1], -1)
+    return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2), out=into)
 
 
-def _matmul(x: Tensor, w: Tensor, out: Tensor | None = None) -> Tensor:
-    """x [T, N, out] -> x w (+ out, accumulated in place), w [out, in] or [T, out, in]."""
+def _matmul(x: Tensor, w: Tensor, out: Tensor | None = None, into: Tensor | None = None) -> Tensor:
+    """x [T, N, out] -> x w, w [out, in] or [T, out, in]: added to ``out`` in place, or
+    written into ``into``, or a new tensor."""
     if w.dim() == 2:
-        if out is None:
-            return (_rows(x) @ w).view(*x.shape[:-1], -1)
-        _rows(out).addmm_(_rows(x), w)
-        return out
-    return torch.bmm(x, w) if out is None else out.baddbmm_(x, w)
+        if out is not None:
+            _rows(out).addmm_(_rows(x), w)
+            return out
+        rows = torch.mm(_rows(x), w, out=None if into is None else _rows(into))
+        return rows.view(*x.shape[:-1], -1)
+    if out is not None:
+        return out.baddbmm_(x, w)
+    return torch.bmm(x, w, out=into)
 
 
 def _outer(dz: Tensor, h: Tensor, per_task: bool, out: Tensor | None = None) -> Tensor:
@@ -166,6 +166,7 @@ class Forward:
 
     def __init__(self, layers: Layers, x: Tensor, activation) -> None:
         self.layers = layers
+        self.work: dict[tuple, Tensor] = {}
         self.inputs = [x]
         self.d1: list[Tensor] = []
         self.d2: list[Tensor] = []
@@ -177,26 +178,40 @@ class Forward:
             self.d2.append(d2)
         self.mean = _affine(h, layers.weights[-1], layers.biases[-1])
 
+    def buffer(self, key: tuple, like: Tensor) -> Tensor:
+        """A scratch tensor shaped as ``like`` (a hidden activation), kept for the next call:
+        the products run many times on the same shapes, and a fresh tensor of this size costs
+        a page fault per 4 KiB each time (glibc hands blocks over 32 MiB back to the OS)."""
+        out = self.work.get(key)
+        if out is None:
+            out = self.work[key] = torch.empty_like(like)
+        return out
+
     def tangent(self, dl: Layers) -> tuple[list[Tensor], list[Tensor], Tensor]:
         """Forward-mode derivative in direction dl: (tangents of the hidden pre-activations, of
-        every layer's input (None for the observations), of the mean)."""
+        every layer's input (None for the observations), of the mean). The hidden ones are
+        scratch tensors, overwritten by the next call."""
         dzs: list[Tensor] = []
         dhs: list[Tensor | None] = [None]
         for i, (w, dw, db) in enumerate(
             zip(self.layers.weights, dl.weights, dl.biases, strict=True)
         ):
-            dz = _affine(self.inputs[i], dw, db)
+            hidden = i < len(self.d1)
+            dz = _affine(
+                self.inputs[i], dw, db, into=self.buffer(("dz", i), self.d1[i]) if hidden else None
+            )
             if i:
                 _matmul(dhs[i], w.transpose(-1, -2), out=dz)
-            if i == len(self.d1):
+            if not hidden:
                 return dzs, dhs, dz
             dzs.append(dz)
-            dhs.append(self.d1[i] * dz)
+            dhs.append(torch.mul(self.d1[i], dz, out=self.buffer(("dh", i), dz)))
         raise AssertionError("unreachable")
 
-    def backward(self, g: Tensor, per_task: bool):
+    def backward(self, g: Tensor, per_task: bool, keep: bool = True):
         """Reverse pass of a cotangent g on the mean: (weight grads, bias grads, the
-        cotangents on each hidden layer's output and on its pre-activation, bottom first)."""
+        cotangents on each hidden layer's output and on its pre-activation, bottom first).
+        Without ``keep`` the hidden cotangents are scratch tensors (and not returned)."""
         n = len(self.layers.weights)
         dws: list[Tensor] = [None] * n  # type: ignore[list-item]
         dbs: list[Tensor] = [None] * n  # type: ignore[list-item]
@@ -206,9 +221,14 @@ class Forward:
         for i in reversed(range(n)):
             dws[i] = _outer(dz, self.inputs[i], per_task)
             dbs[i] = dz.sum(1) if per_task else dz.sum((0, 1))
-            if i:
+            if not i:
+                break
+            if keep:
                 es[i - 1] = _matmul(dz, self.layers.weights[i])
                 dz = dzs[i - 1] = es[i - 1] * self.d1[i - 1]
+            else:
+                into = self.buffer(("back", i - 1), self.d1[i - 1])
+                dz = _matmul(dz, self.layers.weights[i], into=into).mul_(self.d1[i - 1])
         return dws, dbs, es, dzs
 
 
@@ -240,6 +260,7 @@ class ClosedForm:
         inv_var = torch.exp(-2 * self.theta.log_std)  # [A]
         diff = self.support["actions"] - self.fwd.mean
         self.inv_var = inv_var
+        self.c_inv_var = self.c * inv_var  # d^2 L / d mean^2, diagonal [T, N, A]
         self.g_mean = -self.c * diff * inv_var  # dL/dmean [T, N, A]
         self.c_z2 = (self.c * diff.pow(2) * inv_var).sum(1)  # sum_n c z^2 [T, A]
         g_log_std = -(self.c_z2 - self.c.sum(1))  # dL/dlog_std [T, A]
@@ -255,6 +276,7 @@ class ClosedForm:
         weights = q["mask"] / q["mask"].sum(1, keepdim=True) / q["mask"].shape[0]
         self.q_weights = weights.unsqueeze(-1)  # [T, M, 1]
         self.q_log_std_weight = 2 * weights.sum(1, keepdim=True)  # [T, 1]
+        self.q_fisher = self.q_weights * self.q_inv_var  # the mean's Fisher, weighted [T, M, A]
 
     @staticmethod
     def _steps(traj: Trajectories) -> dict[str, Tensor]:
@@ -289,7 +311,7 @@ class ClosedForm:
         fwd = self.fwd
         dzs, dhs, dmean = fwd.tangent(dl)
         ds = dl.log_std if dl.per_task else dl.log_std.expand_as(self.c_z2)  # [T, A]
-        dg = self.c * dmean * self.inv_var - 2 * self.g_mean * ds.unsqueeze(1)
+        dg = torch.addcmul(self.c_inv_var * dmean, self.g_mean, ds.unsqueeze(1), value=-2)
         d_log_std = -2 * (self.g_mean * dmean).sum(1) + 2 * self.c_z2 * ds
         if not per_task_out:
             d_log_std = d_log_std.sum(0)
@@ -303,7 +325,7 @@ class ClosedForm:
             if not i:
                 break
             _outer(g, dhs[i], per_task_out, out=dws[i])
-            te = _matmul(tg, fwd.layers.weights[i])
+            te = _matmul(tg, fwd.layers.weights[i], into=fwd.buffer(("te", i), fwd.d1[i - 1]))
             _matmul(g, dl.weights[i], out=te)
             g = self.cotangents[i - 1]
             tg = te.mul_(fwd.d1[i - 1])
@@ -314,7 +336,8 @@ class ClosedForm:
     def query_fisher(self, du: Layers) -> Layers:
         """G_t du_t at the adapted parameters, per task."""
         _, _, dmean = self.qfwd.tangent(du)
-        dws, dbs, _, _ = self.qfwd.backward(dmean * self.q_weights * self.q_inv_var, per_task=True)
+        cotangent = dmean * self.q_fisher
+        dws, dbs, _, _ = self.qfwd.backward(cotangent, per_task=True, keep=False)
         return Layers(dws, dbs, du.log_std * self.q_log_std_weight)
 
     def pull_back(self, y: Layers) -> Tensor:
