@@ -134,6 +134,7 @@ BAD = [
     ("init", TRAIN, ["policy.init=glorot"], None, "policy.init=glorot"),
     ("sampling", TRAIN, ["train.sampling=trajectories"], None, "train.sampling"),
     ("hvp", TRAIN, ["algorithm.hvp=perlmutter"], None, "algorithm.hvp"),
+    ("closed form", TRAIN, ["algorithm.closed_form=maybe"], None, "algorithm.closed_form"),
     ("typo", TRAIN, ["inner.lrr=0.1"], None, "'inner.lrr'"),
     ("type", TRAIN, ["train.iterations=abc"], None, "train.iterations=abc"),
     ("group option", TRAIN, ["env=foo"], None, "'env/foo'"),
