@@ -1,5 +1,6 @@
 """MAML-TRPO's meta-gradient and exact Fisher-vector product in closed form, for the Gaussian MLP
-policy adapted by one REINFORCE step of a fixed size (the MAML paper's setting).
+policy adapted by one REINFORCE step of a fixed size (the MAML paper's setting), or by none
+(the pretrained and oracle baselines, J_t = I).
 
 The autograd path (``meta_optimizers.fisher_vector_product``) builds the reverse graph of the
 vmapped adaptation and differentiates it twice per conjugate-gradient step; profiling showed
@@ -38,12 +39,14 @@ from maml_hydra.sampling import Trajectories
 
 def applies(learner: MAML) -> str | None:
     """None if the closed form computes this learner's products, else why not."""
-    if learner.num_steps != 1:
-        return "inner.num_steps is not 1"
-    if learner.first_order:
-        return "inner.first_order"
+    if learner.num_steps not in (0, 1):
+        return "inner.num_steps is not 0 or 1"
     if learner.learn_lr:
         return "inner.learn_lr"
+    if learner.num_steps == 0:  # the pretrained and oracle baselines: J = I
+        return None
+    if learner.first_order:
+        return "inner.first_order"
     if learner.inner_objective is not ESTIMATORS[Estimator.reinforce]:
         return "inner.estimator is not reinforce"
     return None
@@ -251,7 +254,15 @@ class ClosedForm:
         nonlinear = [m for m in learner.policy.mean if not isinstance(m, torch.nn.Linear)]
         self.activation = derivatives(nonlinear[0]) if nonlinear else None
 
-        support, query = batch.supports[0], batch.query
+        self.steps = learner.num_steps
+        if self.steps:
+            self._adapt(batch.supports[0])
+        else:  # no inner step: the query policy is theta itself, the same for every task
+            self.adapted = self.theta
+        self._query(batch.query)
+
+    def _adapt(self, support: Trajectories) -> None:
+        """The inner step on the support batch, with what H_t v needs of it."""
         self.support = self._steps(support)
         self.fwd = Forward(self.theta, self.support["obs"], self.activation)
         # inner loss L_t = -sum_n c_n log pi(a_n | s_n): c = A mask / (valid steps of task t)
@@ -269,10 +280,14 @@ class ClosedForm:
         self.e_d2 = [None if d2 is None else e * d2 for e, d2 in zip(es, self.fwd.d2, strict=True)]
         self.adapted = self.theta.axpy(-self.alpha, Layers(dws, dbs, g_log_std))
 
+    def _query(self, query: Trajectories) -> None:
+        """The adapted policies on the query batch, with what G_t u and the surrogate need."""
         q = self._steps(query)
         self.query = q
         self.qfwd = Forward(self.adapted, q["obs"], self.activation)
-        self.q_inv_var = torch.exp(-2 * self.adapted.log_std).unsqueeze(1)  # [T, 1, A]
+        log_std = self.adapted.log_std.expand(q["obs"].shape[0], -1)  # [T, A]
+        self.q_log_std = log_std.unsqueeze(1)  # [T, 1, A]
+        self.q_inv_var = torch.exp(-2 * self.q_log_std)
         weights = q["mask"] / q["mask"].sum(1, keepdim=True) / q["mask"].shape[0]
         self.q_weights = weights.unsqueeze(-1)  # [T, M, 1]
         self.q_log_std_weight = 2 * weights.sum(1, keepdim=True)  # [T, 1]
@@ -342,6 +357,8 @@ class ClosedForm:
 
     def pull_back(self, y: Layers) -> Tensor:
         """sum_t J_t^T y_t = sum_t (y_t - alpha H_t y_t), flat."""
+        if not self.steps:
+            return self.flat(y).sum(0)
         hy = self.inner_hvp(y, per_task_out=False)
         return self.flat(y).sum(0) - self.alpha * self.flat(hy)
 
@@ -352,7 +369,7 @@ class ClosedForm:
 
         def product(v: Tensor) -> Tensor:
             dl = self.layers(v)
-            u = dl.axpy(-self.alpha, self.inner_hvp(dl, per_task_out=True))  # J_t v
+            u = dl.axpy(-self.alpha, self.inner_hvp(dl, per_task_out=True)) if self.steps else dl
             return self.pull_back(self.query_fisher(u)) + damping * v
 
         return product
@@ -362,7 +379,7 @@ class ClosedForm:
         respect to theta (``meta_optimizers.meta_gradient``'s)."""
         q = self.query
         mean = self.qfwd.mean
-        log_std = self.adapted.log_std.unsqueeze(1)  # [T, 1, A]
+        log_std = self.q_log_std
         diff = q["actions"] - mean
         z2 = diff.pow(2) * self.q_inv_var
         log_prob = (-0.5 * z2 - log_std).sum(-1) - 0.5 * mean.shape[-1] * torch.log(

@@ -338,7 +338,8 @@ class TRPOConfig(AlgorithmConfig):
     fd_eps: float = 1.0
     # gauss_newton's product and the meta-gradient written out by hand (maml_hydra/closed_form.py,
     # the same numbers in less time) where that applies: a Gaussian MLP adapted by one REINFORCE
-    # step of a fixed size, as in the paper. Elsewhere, or with false, autograd's reverse graph.
+    # step of a fixed size, as in the paper, or by none (the pretrained and oracle baselines).
+    # Elsewhere, or with false, autograd's reverse graph.
     closed_form: bool = True
 
     def check(self, cfg: Config) -> None:

@@ -42,19 +42,29 @@ def with_policy(hidden, activation, seed=0, **kwargs):
 
 
 @pytest.mark.parametrize(
-    "hidden,activation",
-    [([16, 16], "tanh"), ([16, 16], "relu"), ([12], "elu"), ([8, 8, 8], "gelu"), ([], "tanh")],
+    "hidden,activation,num_steps",
+    [
+        ([16, 16], "tanh", 1),
+        ([16, 16], "relu", 1),
+        ([12], "elu", 1),
+        ([8, 8, 8], "gelu", 1),
+        ([], "tanh", 1),
+        ([16, 16], "tanh", 0),  # the pretrained and oracle baselines
+    ],
 )
-def test_closed_form_products_equal_autograds(float64, hidden, activation):  # noqa: F811
-    learner, theta, batch = with_policy(hidden, activation, tasks=3, episodes=4, horizon=8)
+def test_closed_form_products_equal_autograds(float64, hidden, activation, num_steps):  # noqa: F811
+    learner, theta, batch = with_policy(
+        hidden, activation, num_steps=num_steps, tasks=3, episodes=4, horizon=8
+    )
     products = ClosedForm(learner, theta, batch)
 
     # the adapted parameters: the vmapped inner step
-    adapted = vmap(learner.task_adapt, in_dims=(None, 0))(
-        learner.layout.unflatten(theta), batch.supports
-    )
-    per_task = torch.cat([adapted[n].flatten(1) for n in learner.layout.names], dim=1)
-    assert torch.allclose(products.flat(products.adapted), per_task)
+    if num_steps:
+        adapted = vmap(learner.task_adapt, in_dims=(None, 0))(
+            learner.layout.unflatten(theta), batch.supports
+        )
+        per_task = torch.cat([adapted[n].flatten(1) for n in learner.layout.names], dim=1)
+        assert torch.allclose(products.flat(products.adapted), per_task)
 
     loss, gradient, outputs, vjp_fn = meta_gradient(learner, theta, batch)
     loss_cf, gradient_cf = products.surrogate_gradient()
@@ -107,11 +117,12 @@ def test_nonlinearity_derivatives_equal_forward_mode_autodiff(float64, module): 
 @pytest.mark.parametrize(
     "kwargs,reason",
     [
-        ({"num_steps": 2}, "inner.num_steps is not 1"),
+        ({"num_steps": 2}, "inner.num_steps is not 0 or 1"),
         ({"num_steps": 1, "first_order": True}, "inner.first_order"),
         ({"num_steps": 1, "learn_lr": True}, "inner.learn_lr"),
         ({"num_steps": 1, "estimator": "dice"}, "inner.estimator is not reinforce"),
         ({"num_steps": 1}, None),
+        ({"num_steps": 0, "estimator": "dice"}, None),  # no inner step: nothing to estimate
     ],
 )
 def test_trpo_uses_the_closed_form_only_where_it_applies(caplog, kwargs, reason):
