@@ -245,7 +245,6 @@ class ClosedForm:
             raise ValueError(f"the closed-form products do not apply: {reason}")
         self.learner = learner
         self.alpha = learner.lr
-        self.numel = theta.numel()
         linear = [m for m in learner.policy.mean if isinstance(m, torch.nn.Linear)]
         names = {id(p): n for n, p in learner.policy.named_parameters()}
         self.names = [names[id(p)] for m in linear for p in (m.weight, m.bias)]
@@ -263,14 +262,13 @@ class ClosedForm:
 
     def _adapt(self, support: Trajectories) -> None:
         """The inner step on the support batch, with what H_t v needs of it."""
-        self.support = self._steps(support)
-        self.fwd = Forward(self.theta, self.support["obs"], self.activation)
+        steps = self._steps(support)
+        self.fwd = Forward(self.theta, steps["obs"], self.activation)
         # inner loss L_t = -sum_n c_n log pi(a_n | s_n): c = A mask / (valid steps of task t)
-        c = self.support["advantages"] * self.support["mask"]
-        self.c = (c / self.support["mask"].sum(1, keepdim=True)).unsqueeze(-1)  # [T, N, 1]
+        c = steps["advantages"] * steps["mask"]
+        self.c = (c / steps["mask"].sum(1, keepdim=True)).unsqueeze(-1)  # [T, N, 1]
         inv_var = torch.exp(-2 * self.theta.log_std)  # [A]
-        diff = self.support["actions"] - self.fwd.mean
-        self.inv_var = inv_var
+        diff = steps["actions"] - self.fwd.mean
         self.c_inv_var = self.c * inv_var  # d^2 L / d mean^2, diagonal [T, N, A]
         self.g_mean = -self.c * diff * inv_var  # dL/dmean [T, N, A]
         self.c_z2 = (self.c * diff.pow(2) * inv_var).sum(1)  # sum_n c z^2 [T, A]
