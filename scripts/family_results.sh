@@ -7,7 +7,7 @@
 # Usage: bash scripts/family_results.sh FAMILY SEEDS [extra train overrides...]
 #   e.g. bash scripts/family_results.sh halfcheetah_dir 0,1,2 hydra/launcher=slurm
 # Environment: SWEEP_DIR (default outputs/FAMILY/<date>), OUT (default docs/results/FAMILY),
-# EVAL (the report's settings; default 40 tasks x 20 episodes, step size 0.1), PYTHON,
+# EVAL (the report's settings; default 40 tasks x 20 episodes at the runs' inner.lr), PYTHON,
 # VARIANTS (what is swept besides the seeds; default baseline=maml,pretrained,oracle), e.g. the
 # meta-optimizers at one budget (equal env steps: they sample the same batches):
 #   VARIANTS=algorithm=trpo,ppo,promp OUT=docs/results/algorithms/navigation \
@@ -21,7 +21,16 @@ shift 2
 PY=${PYTHON:-.venv/bin/python}
 SWEEP_DIR=${SWEEP_DIR:-outputs/$FAMILY/$(date +%Y-%m-%d_%H-%M-%S)}
 OUT=${OUT:-docs/results/$FAMILY}
-read -r -a EVAL_ARGS <<< "${EVAL:-eval.num_tasks=40 eval.episodes_per_task=20 eval.lrs=[0.1]}"
+read -r -a EVAL_ARGS <<< "${EVAL:-eval.num_tasks=40 eval.episodes_per_task=20}"
+# evaluated at the step size the runs meta-trained with (the experiment's inner.lr, or an
+# inner.lr= among the overrides), unless EVAL sets eval.lrs
+if [[ " ${EVAL_ARGS[*]} " != *" eval.lrs="* ]]; then
+  LR=$($PY -c 'import sys, maml_hydra.config; from hydra import compose, initialize_config_dir as at
+with at(config_dir=sys.argv[1], version_base="1.3"):
+    print(compose("config", overrides=["experiment=" + sys.argv[2]]).inner.lr)' "$PWD/conf" "$FAMILY")
+  for a in "$@"; do case $a in inner.lr=*) LR=${a#inner.lr=} ;; esac; done
+  EVAL_ARGS+=("eval.lrs=[$LR]")
+fi
 # one torch thread per process: runs that share the cores do not oversubscribe them (MuJoCo's
 # rollout threads are env.threads; pass env.threads=1 too when jobs run side by side)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}

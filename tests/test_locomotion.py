@@ -3,6 +3,7 @@ training runs."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -311,7 +312,7 @@ def test_a_family_runs_end_to_end_into_result_files(tmp_path):
     MAML, pretrained and oracle, the report with random init, the result files, the table."""
     out = tmp_path / "results"
     args = ["halfcheetah_dir", "0", "train.iterations=1", "train.meta_batch_size=2"]
-    args += ["train.episodes_per_task=2", "env.horizon=5", "train.eval_every=0"]
+    args += ["train.episodes_per_task=2", "env.horizon=5", "train.eval_every=0", "inner.lr=0.3"]
     result = run_script(
         "family_results.sh",
         args,
@@ -325,3 +326,5 @@ def test_a_family_runs_end_to_end_into_result_files(tmp_path):
     assert names == ["adaptation.png", "curves.png", *(f"{v}_seed0.json" for v in variants)]
     assert "| maml | 1 |" in result.stdout and "| oracle | 1 |" in result.stdout
     assert "MAML paper | | -50.69 | 293.19 |" in result.stdout
+    # evaluated at the step size the runs meta-trained with (EVAL sets none)
+    assert json.loads((out / "maml_seed0.json").read_text())["eval"]["lrs"] == [0.3]
