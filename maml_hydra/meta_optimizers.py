@@ -219,14 +219,11 @@ class TRPO:
         self.learner = learner
         self.rng = generator("trpo-fvp-tasks", seed)
         # where the closed form applies (closed_form.applies), it replaces autograd's graph
-        self.closed_form = (
-            cfg.closed_form and cfg.hvp == HVP.gauss_newton and closed_form.applies(learner) is None
-        )
-        if cfg.closed_form and cfg.hvp == HVP.gauss_newton and not self.closed_form:
-            log.info(
-                "TRPO: Fisher products through autograd (no closed form: %s)",
-                closed_form.applies(learner),
-            )
+        wanted = cfg.closed_form and cfg.hvp == HVP.gauss_newton
+        reason = closed_form.applies(learner) if wanted else None
+        self.closed_form = wanted and reason is None
+        if reason is not None:
+            log.info("TRPO: Fisher products through autograd (no closed form: %s)", reason)
 
     def fisher_tasks(self, num_tasks: int) -> Tensor | None:
         """Indices of the tasks whose KL defines the Fisher products; None = all."""
@@ -255,13 +252,7 @@ class TRPO:
         clock = time.perf_counter()
         tasks = self.fisher_tasks(query.obs.shape[0])
         fisher_batch = batch if tasks is None else batch.select(tasks.to(theta.device))
-        if self.closed_form:
-            if tasks is not None:
-                products = ClosedForm(self.learner, theta, fisher_batch)
-            hvp = products.fisher_product(cfg.cg_damping)
-            direction, residual = conjugate_gradient(hvp, gradient, cfg.cg_iters)
-            curvature = direction @ (gradient - residual)
-        elif cfg.hvp == HVP.finite_difference:
+        if cfg.hvp == HVP.finite_difference:
             del outputs, vjp_fn  # every product runs its own adaptations
             hvp = finite_difference_hvp(
                 self.learner, theta, fisher_batch, cfg.fd_eps, cfg.cg_damping
@@ -269,10 +260,16 @@ class TRPO:
             direction, _ = conjugate_gradient(hvp, gradient, cfg.cg_iters)
             curvature = direction @ hvp(direction)  # not linear in v: one more product, as rllab
         else:
-            if tasks is not None:
-                del outputs, vjp_fn  # the full graph is not needed any more
-                outputs, vjp_fn = adapted_outputs(self.learner, theta, fisher_batch)
-            hvp = fisher_vector_product(vjp_fn, outputs, fisher_batch.query.mask, cfg.cg_damping)
+            if self.closed_form:
+                if tasks is not None:
+                    products = ClosedForm(self.learner, theta, fisher_batch)
+                hvp = products.fisher_product(cfg.cg_damping)
+            else:
+                if tasks is not None:
+                    del outputs, vjp_fn  # the full graph is not needed any more
+                    outputs, vjp_fn = adapted_outputs(self.learner, theta, fisher_batch)
+                mask = fisher_batch.query.mask
+                hvp = fisher_vector_product(vjp_fn, outputs, mask, cfg.cg_damping)
             direction, residual = conjugate_gradient(hvp, gradient, cfg.cg_iters)
             curvature = direction @ (gradient - residual)  # = direction^T (H + damping) direction
         full_step = trust_region_step(direction, curvature, cfg.max_kl)
