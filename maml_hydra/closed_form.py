@@ -211,8 +211,8 @@ class Forward:
             dhs.append(torch.mul(self.d1[i], dz, out=self.buffer(("dh", i), dz)))
         raise AssertionError("unreachable")
 
-    def backward(self, g: Tensor, per_task: bool, keep: bool = True):
-        """Reverse pass of a cotangent g on the mean: (weight grads, bias grads, the
+    def backward(self, g: Tensor, keep: bool = True):
+        """Reverse pass of a cotangent g on the mean: (weight grads and bias grads per task, the
         cotangents on each hidden layer's output and on its pre-activation, bottom first).
         Without ``keep`` the hidden cotangents are scratch tensors (and not returned)."""
         n = len(self.layers.weights)
@@ -222,8 +222,8 @@ class Forward:
         dzs: list[Tensor] = [None] * (n - 1)  # type: ignore[list-item]
         dz = g
         for i in reversed(range(n)):
-            dws[i] = _outer(dz, self.inputs[i], per_task)
-            dbs[i] = dz.sum(1) if per_task else dz.sum((0, 1))
+            dws[i] = _outer(dz, self.inputs[i], per_task=True)
+            dbs[i] = dz.sum(1)
             if not i:
                 break
             if keep:
@@ -273,7 +273,7 @@ class ClosedForm:
         self.g_mean = -self.c * diff * inv_var  # dL/dmean [T, N, A]
         self.c_z2 = (self.c * diff.pow(2) * inv_var).sum(1)  # sum_n c z^2 [T, A]
         g_log_std = -(self.c_z2 - self.c.sum(1))  # dL/dlog_std [T, A]
-        dws, dbs, es, self.cotangents = self.fwd.backward(self.g_mean, per_task=True)
+        dws, dbs, es, self.cotangents = self.fwd.backward(self.g_mean)
         # the backward pass's second-order term, e * phi''(z), for every H v
         self.e_d2 = [None if d2 is None else e * d2 for e, d2 in zip(es, self.fwd.d2, strict=True)]
         self.adapted = self.theta.axpy(-self.alpha, Layers(dws, dbs, g_log_std))
@@ -350,7 +350,7 @@ class ClosedForm:
         """G_t du_t at the adapted parameters, per task."""
         _, _, dmean = self.qfwd.tangent(du)
         cotangent = dmean * self.q_fisher
-        dws, dbs, _, _ = self.qfwd.backward(cotangent, per_task=True, keep=False)
+        dws, dbs, _, _ = self.qfwd.backward(cotangent, keep=False)
         return Layers(dws, dbs, du.log_std * self.q_log_std_weight)
 
     def pull_back(self, y: Layers) -> Tensor:
@@ -388,5 +388,5 @@ class ClosedForm:
         loss = -coef.sum()
         g_mean = -coef * diff * self.q_inv_var
         g_log_std = -(coef * (z2 - 1)).sum(1)
-        dws, dbs, _, _ = self.qfwd.backward(g_mean, per_task=True)
+        dws, dbs, _, _ = self.qfwd.backward(g_mean)
         return loss, self.pull_back(Layers(dws, dbs, g_log_std))
