@@ -20,6 +20,10 @@ ratio >= 0.8; with warp: also at 4,096 worlds), then one meta-iteration per
 
 Meta-iterations from a trained run's checkpoint with ``train.sampling=episodes`` and ``steps``,
 and the ratio of their medians.
+
+    .venv/bin/python scripts/bench.py --outer
+
+The weight gradient's GEMM in its two orientations (``closed_form._outer``), and their ratio.
 """
 
 from __future__ import annotations
@@ -231,6 +235,31 @@ def bench_at(run_dir: Path, iterations: int, warmup: int, device: str) -> None:
     )
 
 
+def bench_outer(rounds: int = 5) -> None:
+    """The weight gradient's GEMM, sum over steps of dz h^T per task, in both orientations at
+    the shapes of the navigation and locomotion policies' first layers (closed_form._outer
+    takes the one with the narrower operand first)."""
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; best of {rounds}\n")
+    print("| tasks x steps | dz width | h width | bmm(dz^T, h) ms | bmm(h^T, dz)^T ms | ratio |")
+    print("|---|---|---|---|---|---|")
+    for tasks, steps, out, inp in [(20, 2000, 64, 2), (40, 4000, 100, 20), (40, 4000, 100, 27)]:
+        dz, h = torch.randn(tasks, steps, out), torch.randn(tasks, steps, inp)
+        times = []
+        for f in (
+            lambda: torch.bmm(dz.transpose(1, 2), h),
+            lambda: torch.bmm(h.transpose(1, 2), dz).transpose(1, 2),
+        ):
+            f()
+            best = float("inf")
+            for _ in range(rounds):
+                start = time.perf_counter()
+                f()
+                best = min(best, time.perf_counter() - start)
+            times.append(best * 1e3)
+        cells = f"{times[0]:.2f} | {times[1]:.2f} | {times[0] / times[1]:.1f}"
+        print(f"| {tasks} x {steps} | {out} | {inp} | {cells} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=5)
@@ -278,7 +307,14 @@ def main() -> None:
         default=None,
         help="a run directory: time train.sampling=episodes vs steps from its checkpoint",
     )
+    parser.add_argument(
+        "--outer",
+        action="store_true",
+        help="time the weight-gradient GEMM's two orientations (closed_form._outer)",
+    )
     args = parser.parse_args()
+    if args.outer:
+        return bench_outer()
     if args.at is not None:
         return bench_at(args.at, args.iterations, args.warmup, args.device)
     if args.env in LOCOMOTION:
