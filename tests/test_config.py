@@ -226,6 +226,34 @@ def test_a_baseline_holds_over_an_experiment(experiment, baseline):
             assert cfg[section][key] == value, f"{section}.{key}"
 
 
+ALGORITHMS = sorted(p.stem for p in (CONF / "algorithm").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_every_experiment_composes_with_every_algorithm(experiment, algorithm):
+    """An experiment's keys for one meta-optimizer live in conf/experiment_algorithm/
+    <experiment>_<algorithm>.yaml, read only with that algorithm, so that a sweep
+    algorithm=trpo,ppo,promp composes with any experiment."""
+    cfg = to_config(
+        compose_config([f"experiment={experiment}", f"algorithm={algorithm}"], tiny=False)
+    )
+    assert cfg.algorithm.name == algorithm
+    special = CONF / "experiment_algorithm" / f"{experiment}_{algorithm}.yaml"
+    if special.exists():
+        for key, value in OmegaConf.load(special).items():
+            assert getattr(cfg.algorithm, key) == value, f"{special.name}: {key}"
+
+
+@pytest.mark.parametrize("path", sorted((CONF / "experiment_algorithm").glob("*.yaml")), ids=str)
+def test_every_experiment_algorithm_file_names_an_experiment_and_an_algorithm(path):
+    experiment, _, algorithm = path.stem.rpartition("_")
+    assert experiment in EXPERIMENTS and algorithm in ALGORITHMS, path.name
+    default = ConfigStore.instance().load(f"algorithm/base_{algorithm}.yaml").node
+    for key, value in OmegaConf.load(path).items():
+        assert key in default and default[key] != value, f"{path.name}: {key}"
+
+
 def test_an_experiment_file_holds_what_its_script_passed_by_hand():
     cfg = make_config(["experiment=reproduce_nav"], tiny=False)
     assert (cfg.policy.init, cfg.train.sampling, cfg.algorithm.hvp) == (
