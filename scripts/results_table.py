@@ -2,11 +2,17 @@
 (``docs/results/<family>/*.json``, written by ``scripts/export_results.py``):
 
     .venv/bin/python scripts/results_table.py docs/results/<family> [--plot PNG]
+    .venv/bin/python scripts/results_table.py --bars docs/results/<family> [docs/results/...]
 
 Prints, as Markdown: the held-out return per variant after 0..K gradient steps (mean ± standard
 error over every (seed, task) pair), the paired comparisons the locomotion results are judged by
 (MAML after one step against pretrained and random after one step, and MAML's own one-step gain,
 each paired over the same held-out tasks and seeds), and the runs' budgets.
+
+``--bars``: one row per family over every folder given, each bar of the locomotion results
+checked. A baseline evaluated at several step sizes (folders of the same family with other
+``eval.lrs``) is compared at its best one: the step size whose one-step mean over MAML's seeds
+is the highest.
 """
 
 from __future__ import annotations
@@ -34,11 +40,16 @@ def load(folder: Path) -> list[dict]:
     return [json.loads(f.read_text()) for f in files]
 
 
+def paired_stats(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float, int]:
+    """mean and standard error of a - b over pairs, and the number of pairs."""
+    diff = a - b
+    return diff.mean().item(), (diff.std() / diff.numel() ** 0.5).item(), diff.numel()
+
+
 def paired(a: torch.Tensor, b: torch.Tensor) -> str:
     """mean ± s.e. of a - b over pairs, and the ratio of the mean to its s.e."""
-    diff = a - b
-    se = diff.std() / diff.numel() ** 0.5
-    return f"{diff.mean():+.2f} ± {se:.2f} ({diff.mean() / se:.1f} s.e., n = {diff.numel()})"
+    mean, se, n = paired_stats(a, b)
+    return f"{mean:+.2f} ± {se:.2f} ({mean / se:.1f} s.e., n = {n})"
 
 
 def one_step(records: list[dict], variant: str) -> dict[int, torch.Tensor]:
@@ -46,15 +57,99 @@ def one_step(records: list[dict], variant: str) -> dict[int, torch.Tensor]:
     return {r["seed"]: torch.tensor(r["returns"]) for r in records if r["variant"] == variant}
 
 
+# The bars of the locomotion results: a paired difference holds beyond this many standard errors.
+BAR_SE = 2.0
+
+
+def bar_cell(a: torch.Tensor, b: torch.Tensor, note: str = "") -> tuple[str, bool]:
+    mean, se, n = paired_stats(a, b)
+    holds = mean > BAR_SE * se
+    return f"{mean:+.2f} ± {se:.2f} ({mean / se:.1f} s.e.{note}) {'yes' if holds else 'NO'}", holds
+
+
+def best_step_size(records: list[dict], variant: str, seeds: list[int]) -> tuple[str, dict]:
+    """A variant's evaluations grouped by step sizes; the group with the highest one-step mean
+    over the given seeds (all of them evaluated), as (label, {seed: [steps, tasks]})."""
+    groups: dict[tuple, dict[int, torch.Tensor]] = {}
+    for r in records:
+        if r["variant"] == variant:
+            groups.setdefault(tuple(r["eval"]["lrs"]), {})[r["seed"]] = torch.tensor(r["returns"])
+    full = {lrs: runs for lrs, runs in groups.items() if all(s in runs for s in seeds)}
+    if not full:
+        return "", {}
+    lrs = max(full, key=lambda k: torch.cat([full[k][s][1] for s in seeds]).mean().item())
+    label = f", lr {lrs[0]:g}" if len(groups) > 1 else ""
+    return label, full[lrs]
+
+
+def bars(folders: list[Path]) -> None:
+    """One row per family: each bar of the locomotion results, paired over tasks and seeds."""
+    families: dict[str, list[dict]] = {}
+    for folder in folders:
+        for r in load(folder):
+            families.setdefault(r["family"], []).append(r)
+    print(
+        f"| family | MAML seeds x tasks | MAML 0 / 1 step | one-step gain > {BAR_SE:g} s.e. | "
+        f"MAML - pretrained after 1 step > {BAR_SE:g} s.e. | MAML - random after 1 step "
+        f"> {BAR_SE:g} s.e. | paper's numbers | all bars |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for family, records in families.items():
+        mamls = [r for r in records if r["variant"] == "maml"]
+        if not mamls:
+            continue
+        maml = {r["seed"]: torch.tensor(r["returns"]) for r in mamls}
+        seeds = sorted(maml)
+        after = torch.cat([maml[s][1] for s in seeds])
+        before = torch.cat([maml[s][0] for s in seeds])
+        gain, ok = bar_cell(after, before)
+        cells, holds = [gain], [ok]
+        for other in ("pretrained", "random"):
+            label, theirs = best_step_size(records, other, seeds)
+            if not theirs:
+                cells.append(f"no {other} run for seeds {seeds}")
+                holds.append(False)
+                continue
+            cell, ok = bar_cell(after, torch.cat([theirs[s][1] for s in seeds]), label)
+            cells.append(cell)
+            holds.append(ok)
+        steps = min(m.shape[0] for m in maml.values())
+        means = [torch.cat([maml[s][k] for s in seeds]).mean().item() for k in range(steps)]
+        if family in PAPER:  # Table 5: at least the paper's return after 1 step, 2-3 steps
+            paper = PAPER[family][:steps]
+            ok = steps == len(PAPER[family]) and means[1] >= paper[1] and min(means[2:]) >= paper[2]
+            cells.append(
+                f"{' / '.join(f'{m:.0f}' for m in means[1:])} against "
+                f"{' / '.join(f'{p:.0f}' for p in paper[1:])} {'yes' if ok else 'NO'}"
+            )
+            holds.append(ok)
+        else:
+            cells.append("-")
+        tasks = after.numel() // len(seeds)
+        print(
+            f"| {family} | {len(seeds)} x {tasks} | {means[0]:.2f} / {means[1]:.2f} | "
+            + " | ".join(cells)
+            + f" | {'yes' if all(holds) else 'NO'} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path)
+    parser.add_argument("folder", type=Path, nargs="+")
+    parser.add_argument(
+        "--bars", action="store_true", help="one row per family: the locomotion results' bars"
+    )
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument(
         "--curves", type=Path, default=None, help="plot learning curves against env steps"
     )
     args = parser.parse_args()
-    records = load(args.folder)
+    if args.bars:
+        bars(args.folder)
+        return
+    if len(args.folder) > 1:
+        parser.error("one folder, or --bars with several")
+    records = load(args.folder[0])
     family = records[0]["family"]
     results = {"runs": {f"{r['variant']}_seed{r['seed']}": r for r in records}}
     summary = summarize_variants(results)

@@ -316,6 +316,27 @@ def test_result_files_regenerate_the_tables_and_the_plot(sweep, tmp_path):
     assert "| maml seed 0 | 3 |" in table.stdout
     assert mpimg.imread(png)[..., :3].std() > 0.05
 
+    # --bars: the family's row; a pretrained run evaluated at another step size (a second
+    # folder) that adapts better in one step is the one MAML is compared against
+    bars = python_script("results_table.py", "--bars", out)
+    assert bars.returncode == 0, bars.stderr
+    gain = table.stdout.split("MAML after 1 step minus MAML at 0 steps: ")[1].split(" (")[0]
+    row = next(
+        line for line in bars.stdout.splitlines() if line.startswith(f"| {maml['family']} |")
+    )
+    assert f"| 1 x {len(maml['tasks'])} |" in row and gain in row and ", lr" not in row
+    other = tmp_path / "pretrained_lr"
+    other.mkdir()
+    pretrained = json.loads((out / "pretrained_seed0.json").read_text())
+    pretrained["eval"]["lrs"] = [0.7]
+    pretrained["returns"][1] = [r + 1e4 for r in pretrained["returns"][1]]
+    (other / "pretrained_seed0.json").write_text(json.dumps(pretrained))
+    bars = python_script("results_table.py", "--bars", out, other)
+    row = next(
+        line for line in bars.stdout.splitlines() if line.startswith(f"| {maml['family']} |")
+    )
+    assert ", lr 0.7) NO |" in row and row.endswith("| NO |"), row
+
 
 def test_a_sweep_over_algorithms_reports_each_as_its_own_variant(tmp_path):
     """-m algorithm=trpo,promp: variants maml_trpo and maml_promp (one random init), compared
