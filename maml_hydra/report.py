@@ -203,6 +203,8 @@ def _save(fig, ax, path: Path, title: str) -> None:
 
 def make_report(cfg: EvaluateConfig) -> dict:
     """Evaluate every run below ``cfg.dir`` and write the report; returns results.json's dict.
+    Entries of an earlier report there, or of a run's own report, at the same settings and
+    checkpoint iteration are reused, not evaluated again.
     Raises EvaluationError for input the report cannot use; results of runs evaluated before a
     bad one are kept in results.json."""
     root = Path(cfg.dir)
@@ -264,10 +266,19 @@ def make_report(cfg: EvaluateConfig) -> dict:
             iteration = int(state["iteration"]) if state else 0
             done = results["runs"].get(name)
             if done is None or done.get("iteration") != iteration:
-                entry = evaluate_run(run_cfg, state, run, cfg.eval, cfg.device)
-                entry.update(variant=variant, seed=run_cfg.seed, env=run_cfg.env.name, run=str(run))
-                results["runs"][name] = entry
-                _write_json(results_path, results)
+                # a run evaluated on its own (evaluate RUN) at the same settings is not redone
+                own = _own_entry(run, name if state is None else run.name, settings, iteration)
+                results["runs"][name] = (
+                    own
+                    if own is not None and run != root
+                    else evaluate_run(run_cfg, state, run, cfg.eval, cfg.device)
+                )
+            # named from the runs there now: a reused entry of a TRPO run becomes maml_trpo
+            # once a PPO run joins the folder
+            results["runs"][name].update(
+                variant=variant, seed=run_cfg.seed, env=run_cfg.env.name, run=str(run)
+            )
+            _write_json(results_path, results)
             # one TensorBoard run per evaluated run, the same tags for all: eval/return_step_k
             returns = torch.tensor(results["runs"][name]["returns"]).mean(dim=1).tolist()
             with SummaryWriter(log_dir=str(out / "tensorboard" / name)) as writer:
@@ -291,6 +302,17 @@ def make_report(cfg: EvaluateConfig) -> dict:
             "; ".join(problems) + f" (report written for the other runs in {out})"
         )
     return results
+
+
+def _own_entry(run: Path, name: str, settings: dict, iteration: int) -> dict | None:
+    """The entry ``name`` of the run's own report (``<run>/eval/results.json``), if that report
+    used these settings and evaluated the same checkpoint iteration."""
+    try:
+        own = json.loads((run / "eval" / "results.json").read_text())
+        entry = own["runs"][name] if own["settings"] == settings else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return entry if isinstance(entry, dict) and entry.get("iteration") == iteration else None
 
 
 def _write_json(path: Path, data: dict) -> None:

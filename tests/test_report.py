@@ -344,9 +344,26 @@ def test_a_sweep_over_algorithms_reports_each_as_its_own_variant(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["-m", "algorithm=trpo,promp", "seed=0", *TINY_BASELINES, f"hydra.sweep.dir={sweep}"]
     assert run_cli(args, cwd=tmp_path, timeout=300).returncode == 0
-    report = make_report(EvaluateConfig(dir=str(sweep), eval=REPORT_EVAL, progress=False))
+    promp = next(sweep.glob("*_promp_*"))
+    promp.rename(tmp_path / "aside")  # the TRPO run alone first: variant maml
+    cfg = EvaluateConfig(dir=str(sweep), eval=REPORT_EVAL, progress=False)
+    assert set(make_report(cfg)["summary"]) == {"maml", "random"}
+    first = json.loads((sweep / "eval" / "results.json").read_text())["runs"]
+    (tmp_path / "aside").rename(promp)
+    # the ProMP run evaluated on its own (a finished job of a sweep still running) is not
+    # evaluated again by the sweep's report: marked returns show where the entry came from
+    make_report(EvaluateConfig(dir=str(promp), eval=REPORT_EVAL, progress=False))
+    own = json.loads((promp / "eval" / "results.json").read_text())
+    marked = [[r + 1000.0 for r in step] for step in own["runs"][promp.name]["returns"]]
+    own["runs"][promp.name]["returns"] = marked
+    (promp / "eval" / "results.json").write_text(json.dumps(own))
+    report = make_report(cfg)  # the TRPO entry reused, renamed now that ProMP is there
     assert set(report["summary"]) == {"maml_trpo", "maml_promp", "random"}
     assert len(report["runs"]) == 3
+    for name, entry in first.items():
+        assert report["runs"][name]["returns"] == entry["returns"]
+    assert report["runs"][promp.name]["returns"] == marked
+    assert report["runs"][promp.name]["variant"] == "maml_promp"
     out = tmp_path / "results"
     assert python_script("export_results.py", sweep, "--out", out).returncode == 0
     png = tmp_path / "curves.png"
