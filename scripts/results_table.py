@@ -9,7 +9,8 @@ error over every (seed, task) pair), the paired comparisons the locomotion resul
 (MAML after one step against pretrained and random after one step, and MAML's own one-step gain,
 each paired over the same held-out tasks and seeds), and the runs' budgets.
 
-``--bars``: one row per family over every folder given, each bar of the locomotion results
+``--bars``: one row per family (per folder and algorithm of its MAML runs, where several) over
+every folder given, each bar of the locomotion results
 checked. A baseline evaluated at several step sizes (folders of the same family with other
 ``eval.lrs``) is compared at its best one: the step size whose one-step mean over MAML's seeds
 is the highest.
@@ -23,6 +24,7 @@ import sys
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -87,7 +89,7 @@ def bars(folders: list[Path]) -> None:
     families: dict[str, list[dict]] = {}
     for folder in folders:
         for r in load(folder):
-            families.setdefault(r["family"], []).append(r)
+            families.setdefault(r["family"], []).append({**r, "folder": str(folder)})
     print(
         f"| family | MAML seeds x tasks | MAML 0 / 1 step | one-step gain > {BAR_SE:g} s.e. | "
         f"MAML - pretrained after 1 step > {BAR_SE:g} s.e. | MAML - random after 1 step "
@@ -95,49 +97,61 @@ def bars(folders: list[Path]) -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     for family, records in families.items():
-        mamls = [r for r in records if r["variant"] == "maml"]
-        if not mamls:
+        # one row per folder and meta-optimizer of MAML runs; the baselines are the family's
+        groups: dict[tuple[str, str], list[dict]] = {}
+        for r in records:
+            if r["variant"].split("_")[0] == "maml":
+                algorithm = OmegaConf.create(r["config"]).algorithm.name
+                groups.setdefault((r["folder"], algorithm), []).append(r)
+        for (folder, algorithm), mamls in groups.items():
+            name = family if len(groups) == 1 else f"{family}: {algorithm}, {folder}/"
+            bar_row(name, family, mamls, records)
+
+
+def bar_row(name: str, family: str, mamls: list[dict], records: list[dict]) -> None:
+    """The bars of one group of MAML runs against the family's baselines."""
+    maml = {r["seed"]: torch.tensor(r["returns"]) for r in mamls}
+    seeds = sorted(maml)
+    after = torch.cat([maml[s][1] for s in seeds])
+    before = torch.cat([maml[s][0] for s in seeds])
+    gain, ok = bar_cell(after, before)
+    cells, holds = [gain], [ok]
+    for other in ("pretrained", "random"):
+        label, theirs = best_step_size(records, other, seeds)
+        if not theirs:
+            cells.append(f"no {other} run for seeds {seeds}")
+            holds.append(False)
             continue
-        maml = {r["seed"]: torch.tensor(r["returns"]) for r in mamls}
-        seeds = sorted(maml)
-        after = torch.cat([maml[s][1] for s in seeds])
-        before = torch.cat([maml[s][0] for s in seeds])
-        gain, ok = bar_cell(after, before)
-        cells, holds = [gain], [ok]
-        for other in ("pretrained", "random"):
-            label, theirs = best_step_size(records, other, seeds)
-            if not theirs:
-                cells.append(f"no {other} run for seeds {seeds}")
-                holds.append(False)
-                continue
-            cell, ok = bar_cell(after, torch.cat([theirs[s][1] for s in seeds]), label)
-            cells.append(cell)
-            holds.append(ok)
-        steps = min(m.shape[0] for m in maml.values())
-        means = [torch.cat([maml[s][k] for s in seeds]).mean().item() for k in range(steps)]
-        if family in PAPER:  # Table 5: at least the paper's return after 1 step, 2-3 steps
-            paper = PAPER[family][:steps]
-            ok = steps == len(PAPER[family]) and means[1] >= paper[1] and min(means[2:]) >= paper[2]
-            cells.append(
-                f"{' / '.join(f'{m:.0f}' for m in means[1:])} against "
-                f"{' / '.join(f'{p:.0f}' for p in paper[1:])} {'yes' if ok else 'NO'}"
-            )
-            holds.append(ok)
-        else:
-            cells.append("-")
-        tasks = after.numel() // len(seeds)
-        print(
-            f"| {family} | {len(seeds)} x {tasks} | {means[0]:.2f} / {means[1]:.2f} | "
-            + " | ".join(cells)
-            + f" | {'yes' if all(holds) else 'NO'} |"
+        cell, ok = bar_cell(after, torch.cat([theirs[s][1] for s in seeds]), label)
+        cells.append(cell)
+        holds.append(ok)
+    steps = min(m.shape[0] for m in maml.values())
+    means = [torch.cat([maml[s][k] for s in seeds]).mean().item() for k in range(steps)]
+    if family in PAPER:  # Table 5: at least the paper's return after 1 step, 2-3 steps
+        paper = PAPER[family][:steps]
+        ok = steps == len(PAPER[family]) and means[1] >= paper[1] and min(means[2:]) >= paper[2]
+        cells.append(
+            f"{' / '.join(f'{m:.0f}' for m in means[1:])} against "
+            f"{' / '.join(f'{p:.0f}' for p in paper[1:])} {'yes' if ok else 'NO'}"
         )
+        holds.append(ok)
+    else:
+        cells.append("-")
+    tasks = after.numel() // len(seeds)
+    print(
+        f"| {name} | {len(seeds)} x {tasks} | {means[0]:.2f} / {means[1]:.2f} | "
+        + " | ".join(cells)
+        + f" | {'yes' if all(holds) else 'NO'} |"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, nargs="+")
     parser.add_argument(
-        "--bars", action="store_true", help="one row per family: the locomotion results' bars"
+        "--bars",
+        action="store_true",
+        help="one row per family (and per folder and algorithm of MAML runs): the bars",
     )
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument(

@@ -336,6 +336,17 @@ def test_result_files_regenerate_the_tables_and_the_plot(sweep, tmp_path):
         line for line in bars.stdout.splitlines() if line.startswith(f"| {maml['family']} |")
     )
     assert ", lr 0.7) NO |" in row and row.endswith("| NO |"), row
+    # MAML runs of another meta-optimizer in another folder: a row each, same baselines
+    promp = tmp_path / "promp"
+    promp.mkdir()
+    maml["config"] = maml["config"].replace("name: trpo", "name: promp")
+    (promp / "maml_seed0.json").write_text(json.dumps(maml))
+    rows = python_script("results_table.py", "--bars", out, promp).stdout.splitlines()
+    family = maml["family"]
+    assert [r.split(" | ")[0] for r in rows[2:]] == [
+        f"| {family}: trpo, {out}/",
+        f"| {family}: promp, {promp}/",
+    ]
 
 
 def test_a_sweep_over_algorithms_reports_each_as_its_own_variant(tmp_path):
