@@ -267,12 +267,12 @@ def make_report(cfg: EvaluateConfig) -> dict:
             done = results["runs"].get(name)
             if done is None or done.get("iteration") != iteration:
                 # a run evaluated on its own (evaluate RUN) at the same settings is not redone
-                own = _own_entry(run, name if state is None else run.name, settings, iteration)
-                results["runs"][name] = (
-                    own
-                    if own is not None and run != root
-                    else evaluate_run(run_cfg, state, run, cfg.eval, cfg.device)
-                )
+                own = None
+                if run != root:
+                    own = _own_entry(run, run.name if state else name, settings, iteration)
+                if own is None:
+                    own = evaluate_run(run_cfg, state, run, cfg.eval, cfg.device)
+                results["runs"][name] = own
             # named from the runs there now: a reused entry of a TRPO run becomes maml_trpo
             # once a PPO run joins the folder
             results["runs"][name].update(
