@@ -10,10 +10,9 @@ error over every (seed, task) pair), the paired comparisons the locomotion resul
 each paired over the same held-out tasks and seeds), and the runs' budgets.
 
 ``--bars``: one row per family (per folder and algorithm of its MAML runs, where several) over
-every folder given, each bar of the locomotion results
-checked. A baseline evaluated at several step sizes (folders of the same family with other
-``eval.lrs``) is compared at its best one: the step size whose one-step mean over MAML's seeds
-is the highest.
+every folder given, each bar of the locomotion results checked. A baseline evaluated at several
+step sizes (folders of the same family with other ``eval.lrs``) is compared at its best one:
+the step size whose one-step mean over MAML's seeds is the highest.
 """
 
 from __future__ import annotations
@@ -54,9 +53,14 @@ def paired(a: torch.Tensor, b: torch.Tensor) -> str:
     return f"{mean:+.2f} ± {se:.2f} ({mean / se:.1f} s.e., n = {n})"
 
 
+def by_seed(records: list[dict]) -> dict[int, torch.Tensor]:
+    """seed -> [steps, tasks] of the given records."""
+    return {r["seed"]: torch.tensor(r["returns"]) for r in records}
+
+
 def one_step(records: list[dict], variant: str) -> dict[int, torch.Tensor]:
     """seed -> [steps, tasks] of a variant."""
-    return {r["seed"]: torch.tensor(r["returns"]) for r in records if r["variant"] == variant}
+    return by_seed([r for r in records if r["variant"] == variant])
 
 
 # The bars of the locomotion results: a paired difference holds beyond this many standard errors.
@@ -72,11 +76,12 @@ def bar_cell(a: torch.Tensor, b: torch.Tensor, note: str = "") -> tuple[str, boo
 def best_step_size(records: list[dict], variant: str, seeds: list[int]) -> tuple[str, dict]:
     """A variant's evaluations grouped by step sizes; the group with the highest one-step mean
     over the given seeds (all of them evaluated), as (label, {seed: [steps, tasks]})."""
-    groups: dict[tuple, dict[int, torch.Tensor]] = {}
+    groups: dict[tuple, list[dict]] = {}
     for r in records:
         if r["variant"] == variant:
-            groups.setdefault(tuple(r["eval"]["lrs"]), {})[r["seed"]] = torch.tensor(r["returns"])
-    full = {lrs: runs for lrs, runs in groups.items() if all(s in runs for s in seeds)}
+            groups.setdefault(tuple(r["eval"]["lrs"]), []).append(r)
+    full = {lrs: by_seed(rs) for lrs, rs in groups.items()}
+    full = {lrs: runs for lrs, runs in full.items() if all(s in runs for s in seeds)}
     if not full:
         return "", {}
     lrs = max(full, key=lambda k: torch.cat([full[k][s][1] for s in seeds]).mean().item())
@@ -110,7 +115,7 @@ def bars(folders: list[Path]) -> None:
 
 def bar_row(name: str, family: str, mamls: list[dict], records: list[dict]) -> None:
     """The bars of one group of MAML runs against the family's baselines."""
-    maml = {r["seed"]: torch.tensor(r["returns"]) for r in mamls}
+    maml = by_seed(mamls)
     seeds = sorted(maml)
     after = torch.cat([maml[s][1] for s in seeds])
     before = torch.cat([maml[s][0] for s in seeds])
