@@ -43,6 +43,8 @@ def applies(learner: MAML) -> str | None:
         return "inner.num_steps is not 0 or 1"
     if learner.learn_lr:
         return "inner.learn_lr"
+    if not isinstance(learner.policy.log_std, torch.nn.Parameter):
+        return "policy.learn_std is false"
     if learner.num_steps == 0:  # the pretrained and oracle baselines: J = I
         return None
     if learner.first_order:

@@ -452,6 +452,8 @@ class PolicyConfig:
     activation: Activation = Activation.relu
     init_log_std: float = 0.0  # rllab's init_std=1
     init: Init = Init.torch
+    # false: the std stays at exp(init_log_std), neither adapted nor meta-trained (a buffer)
+    learn_std: bool = True
 
     def check(self, cfg: Config) -> None:
         sizes = list(self.hidden_sizes)

@@ -80,6 +80,7 @@ class Experiment:
             cfg.policy.activation,
             cfg.policy.init_log_std,
             cfg.policy.init,
+            cfg.policy.learn_std,
         ).to(self.device)
         self.learner = MAML(self.policy, cfg.inner, t.gamma, t.gae_lambda)
         self.meta_optimizer = get_class(cfg.algorithm._target_)(
@@ -271,6 +272,10 @@ class Experiment:
                 "env_steps": self.env_steps,
                 "objective_step": k,
                 "objective": summary["return_mean"][k],
+                # the step size of each held-out gradient step as run (None: Meta-SGD's own)
+                "eval_lrs": None
+                if self.learner.learn_lr
+                else [self.evaluator.step_size(j) for j in range(self.cfg.eval.num_steps)],
                 **summary,
             }
             write_atomic(self.run_dir / "eval_results.json", json.dumps(summary, indent=1))

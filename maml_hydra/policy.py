@@ -12,7 +12,8 @@ from maml_hydra.config import Activation, Init
 
 
 class GaussianMLPPolicy(nn.Module):
-    """pi(a|s) = N(mlp(s), diag(exp(log_std))^2) with a state-independent, learnable log_std.
+    """pi(a|s) = N(mlp(s), diag(exp(log_std))^2) with a state-independent log_std, learnable
+    unless ``learn_std`` is false (then a buffer: no inner step or meta-optimizer changes it).
 
     The MAML paper's policy (sec. 5.3): an MLP with two hidden layers of 100 ReLU units.
     ``forward`` returns ``(mean, log_std)``; call it through ``torch.func.functional_call`` to
@@ -27,6 +28,7 @@ class GaussianMLPPolicy(nn.Module):
         activation: Activation | str = Activation.relu,
         init_log_std: float = 0.0,
         init: Init | str = Init.torch,
+        learn_std: bool = True,
     ) -> None:
         super().__init__()
         nonlinearity = _module(Activation[_name(activation)])
@@ -42,7 +44,11 @@ class GaussianMLPPolicy(nn.Module):
                     nn.init.xavier_uniform_(layer.weight)
                     nn.init.zeros_(layer.bias)
         self.mean = nn.Sequential(*layers)
-        self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
+        log_std = torch.full((act_dim,), float(init_log_std))
+        if learn_std:
+            self.log_std = nn.Parameter(log_std)
+        else:
+            self.register_buffer("log_std", log_std)
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         return self.mean(obs), self.log_std

@@ -91,6 +91,25 @@ def test_pre_update_kl_is_the_kl_of_the_sampling_policy_to_the_new_one(tmp_path)
     assert got > 0 and abs(got - per_task.mean().item()) < 1e-5 * max(1.0, got)
 
 
+@pytest.mark.parametrize("algorithm", ["trpo", "ppo", "promp"])
+def test_a_fixed_std_is_neither_adapted_nor_meta_trained(tmp_path, algorithm):
+    """policy.learn_std=false: the std stays exp(init_log_std) in every sampled and adapted
+    policy, while the mean's parameters are adapted and meta-trained as with a learned std."""
+    overrides = [f"algorithm={algorithm}", "policy.learn_std=false", "policy.init_log_std=-0.5"]
+    exp = Experiment(make_config(overrides), tmp_path)
+    assert "log_std" not in exp.learner.layout.names
+    theta = exp.learner.parameters()
+    batch = exp.sample_meta_batch()
+    fixed = torch.full_like(batch.query.log_std, -0.5)
+    assert torch.equal(batch.supports[0].log_std, fixed) and torch.equal(batch.query.log_std, fixed)
+    exp.meta_iteration()
+    assert not torch.equal(exp.learner.parameters(), theta)
+    assert torch.equal(exp.policy.log_std, torch.full_like(exp.policy.log_std, -0.5))
+    learned = Experiment(make_config([f"algorithm={algorithm}"]), tmp_path / "learned")
+    assert "log_std" in learned.learner.layout.names
+    assert learned.learner.parameters().numel() == theta.numel() + exp.policy.log_std.numel()
+
+
 def test_same_seed_same_result_in_process(tmp_path):
     a = Experiment(make_config(), tmp_path / "a")
     b = Experiment(make_config(), tmp_path / "b")
@@ -108,6 +127,7 @@ def test_same_seed_same_result_in_process(tmp_path):
         ["algorithm=promp", "inner.num_steps=2"],
         ["inner=meta_sgd"],
         ["train.sampling=steps", "env.goal_tolerance=0.1"],
+        ["policy.learn_std=false", "algorithm=ppo"],
     ],
 )
 def test_resume_in_process_continues_exactly(tmp_path, variant):

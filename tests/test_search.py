@@ -18,6 +18,7 @@ OPTUNA = [
     "hydra.sweeper.n_jobs=1",
     "hydra.sweeper.sampler.seed=0",
     "inner.lr=interval(0.05,0.5)",
+    "eval.lrs=[${inner.lr}]",  # held-out adaptation with each trial's own step size
 ]
 
 
@@ -38,6 +39,7 @@ def test_optuna_maximises_the_held_out_return_the_runs_return(tmp_path):
         assert summary["objective_step"] == 1
         assert summary["objective"] == summary["return_mean"][1]
         lr = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())["inner"]["lr"]
+        assert summary["eval_lrs"] == [lr, lr]  # TINY: eval.num_steps=2
         trials[lr] = summary["objective"]
     assert len(trials) == 3  # one run directory per trial, each with its own step size
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
