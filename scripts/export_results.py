@@ -2,7 +2,11 @@
 
     .venv/bin/python scripts/export_results.py SWEEP_DIR --out docs/results/<family> [--commit SHA]
 
-Run it after ``python -m maml_hydra.evaluate SWEEP_DIR``. Each file, ``<variant>_seed<seed>.json``,
+Run it after ``python -m maml_hydra.evaluate SWEEP_DIR``, or on a finished Optuna search
+(``-m hydra/sweeper=optuna``; its sweep directory holds ``optimization_results.yaml``): then one
+``trial<n>.json`` per trial, from the trial's own held-out evaluation (its ``eval_results.json``,
+at the step sizes that ran), with the searched parameters and the objective, and the search's
+``optimization_results.yaml``. Each file, ``<variant>_seed<seed>.json``,
 holds the held-out returns per gradient step and task, the tasks, the evaluation settings, the
 config that ran (the checkpoint's), the commit, the meta-iterations, the env steps and the
 training wall time (the sum of TensorBoard's ``time/iteration``) and the learning curve
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -90,9 +95,62 @@ def export(sweep: Path, out: Path, commit: str) -> list[Path]:
     return written
 
 
+def searched_value(config, key: str):
+    """A searched key's value in the config that ran; a config group's (algorithm=ppo) name."""
+    chosen = OmegaConf.select(config, key)
+    return chosen.name if OmegaConf.is_config(chosen) else chosen
+
+
+def export_search(sweep: Path, out: Path, commit: str) -> list[Path]:
+    """One record per trial of a finished Optuna search, and its optimization_results.yaml."""
+    best = OmegaConf.load(sweep / "optimization_results.yaml")
+    searched = list(best.best_params)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for run in sorted(sweep.glob("*_job*"), key=lambda r: int(r.name.rsplit("_job", 1)[1])):
+        summary_path = run / "eval_results.json"
+        if not summary_path.is_file():
+            raise SystemExit(f"error: {summary_path}: missing; the trial did not finish")
+        summary = json.loads(summary_path.read_text())
+        try:
+            state = load_checkpoint(run / "checkpoints" / "last.pt")
+        except CheckpointError as err:
+            raise SystemExit(f"error: {err}") from None
+        config = OmegaConf.create(state["config"])
+        seconds, curve = training_log(run)
+        evaluation = OmegaConf.to_container(config.eval, resolve=True)
+        trial = int(run.name.rsplit("_job", 1)[1])
+        record = {
+            "family": config.env.name,
+            "variant": f"trial{trial}",
+            "seed": config.seed,
+            "commit": state.get("commit") or commit,
+            "config": OmegaConf.to_yaml(config),
+            "overrides": OmegaConf.to_container(OmegaConf.load(run / ".hydra" / "overrides.yaml")),
+            "params": {key: searched_value(config, key) for key in searched},
+            "objective": summary["objective"],
+            "objective_step": summary["objective_step"],
+            "iterations": summary["iteration"],
+            "env_steps": summary["env_steps"],
+            "train_wall_s": round(seconds, 1),
+            "eval": {**evaluation, "lrs": summary.get("eval_lrs", evaluation["lrs"])},
+            "returns": summary["return_per_task"],  # [gradient steps + 1][tasks]
+            "curve": curve,
+        }
+        path = out / f"trial{trial}.json"
+        path.write_text(json.dumps(record, indent=1) + "\n")
+        written.append(path)
+    shutil.copyfile(sweep / "optimization_results.yaml", out / "optimization_results.yaml")
+    return [*written, out / "optimization_results.yaml"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep", type=Path, help="a run or sweep directory with eval/results.json")
+    parser.add_argument(
+        "sweep",
+        type=Path,
+        help="a run or sweep directory with eval/results.json, or a finished Optuna search",
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument(
         "--commit",
@@ -106,7 +164,8 @@ def main() -> None:
             ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
         ).stdout.strip()
     )
-    for path in export(args.sweep, args.out, commit):
+    search = (args.sweep / "optimization_results.yaml").is_file()
+    for path in (export_search if search else export)(args.sweep, args.out, commit):
         print(path)
 
 

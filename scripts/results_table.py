@@ -3,6 +3,7 @@
 
     .venv/bin/python scripts/results_table.py docs/results/<family> [--plot PNG]
     .venv/bin/python scripts/results_table.py --bars docs/results/<family> [docs/results/...]
+    .venv/bin/python scripts/results_table.py --search docs/results/search/<family>
 
 Prints, as Markdown: the held-out return per variant after 0..K gradient steps (mean ± standard
 error over every (seed, task) pair), the paired comparisons the locomotion results are judged by
@@ -13,6 +14,10 @@ each paired over the same held-out tasks and seeds), and the runs' budgets.
 every folder given, each bar of the locomotion results checked. A baseline evaluated at several
 step sizes (folders of the same family with other ``eval.lrs``) is compared at its best one:
 the step size whose one-step mean over MAML's seeds is the highest.
+
+``--search``: the trials of an exported Optuna search (``trial<n>.json``), best objective first,
+with the searched parameters, the held-out return before and after adaptation and each trial's
+budget; then the mean objective per value of each categorical parameter.
 """
 
 from __future__ import annotations
@@ -150,6 +155,42 @@ def bar_row(name: str, family: str, mamls: list[dict], records: list[dict]) -> N
     )
 
 
+def search(folder: Path) -> None:
+    """The trials of one exported search, best first, and the objective per categorical value."""
+    trials = [r for r in load(folder) if "objective" in r]
+    if not trials:
+        raise SystemExit(f"error: {folder}: no trial files (scripts/export_results.py SEARCH)")
+    keys = list(trials[0]["params"])
+    k = trials[0]["objective_step"]
+    first = trials[0]
+    print(
+        f"### {first['family']}: {len(trials)} trials, objective = held-out return after {k} "
+        f"step(s) ({first['eval']['num_tasks']} tasks x {first['eval']['episodes_per_task']} "
+        f"episodes, eval.seed {first['eval']['seed']}), mean ± s.e. over tasks\n"
+    )
+    print(f"| trial | {' | '.join(keys)} | 0 steps | objective | gain | env steps | wall time |")
+    print("|---|" + "---|" * (len(keys) + 5))
+    for r in sorted(trials, key=lambda r: -r["objective"]):
+        returns = torch.tensor(r["returns"])
+        after, before = returns[k], returns[0]
+        params = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in r["params"].values()]
+        print(
+            f"| {r['variant']} | {' | '.join(params)} | {before.mean():.2f} | "
+            f"{after.mean():.2f} ± {after.std() / after.numel() ** 0.5:.2f} | "
+            f"{paired(after, before).split(' (')[0]} | {r['env_steps']:,} | "
+            f"{r['train_wall_s'] / 60:.0f} min |"
+        )
+    for key in keys:
+        values = {str(r["params"][key]) for r in trials}
+        if all(isinstance(r["params"][key], float) for r in trials) or len(values) < 2:
+            continue
+        cells = []
+        for value in sorted(values):
+            got = [r["objective"] for r in trials if str(r["params"][key]) == value]
+            cells.append(f"{value}: {sum(got) / len(got):.1f} (best {max(got):.1f}, {len(got)})")
+        print(f"\nMean objective by {key} (best, trials): " + "; ".join(cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, nargs="+")
@@ -158,6 +199,9 @@ def main() -> None:
         action="store_true",
         help="one row per family (and per folder and algorithm of MAML runs): the bars",
     )
+    parser.add_argument(
+        "--search", action="store_true", help="the trials of an exported Optuna search"
+    )
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument(
         "--curves", type=Path, default=None, help="plot learning curves against env steps"
@@ -165,6 +209,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.bars:
         bars(args.folder)
+        return
+    if args.search:
+        for folder in args.folder:
+            search(folder)
         return
     if len(args.folder) > 1:
         parser.error("one folder, or --bars with several")

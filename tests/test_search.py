@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from maml_hydra.evaluator import objective_step
 from tests.conftest import TINY, run_cli
+from tests.test_report import python_script
 
 TINY_SEARCH = [o for o in TINY if not o.startswith("train.iterations=")] + ["train.iterations=1"]
 OPTUNA = [
@@ -45,6 +47,24 @@ def test_optuna_maximises_the_held_out_return_the_runs_return(tmp_path):
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert best["best_value"] == max(trials.values())
     assert trials[best["best_params"]["inner.lr"]] == best["best_value"]
+
+    # committed compact results: one file per trial, and the table of trials, best first
+    out = tmp_path / "results"
+    export = python_script("export_results.py", sweep, "--out", out)
+    assert export.returncode == 0, export.stderr
+    records = [json.loads((out / f"trial{n}.json").read_text()) for n in range(3)]
+    assert {r["params"]["inner.lr"]: r["objective"] for r in records} == trials
+    for r in records:
+        assert r["eval"]["lrs"] == [r["params"]["inner.lr"]] * 2 and r["env_steps"] > 0
+        assert r["returns"][1] and sum(r["returns"][1]) / len(r["returns"][1]) == (
+            pytest.approx(r["objective"])
+        )
+    assert yaml.safe_load((out / "optimization_results.yaml").read_text()) == best
+    table = python_script("results_table.py", "--search", out)
+    assert table.returncode == 0, table.stderr
+    rows = [line for line in table.stdout.splitlines() if line.startswith("| trial")][1:]
+    ranked = sorted(records, key=lambda r: -r["objective"])
+    assert [row.split(" | ")[0] for row in rows] == [f"| {r['variant']}" for r in ranked]
 
 
 def test_a_search_that_would_minimise_the_return_is_refused(tmp_path):
