@@ -161,8 +161,8 @@ def search(folder: Path) -> None:
     if not trials:
         raise SystemExit(f"error: {folder}: no trial files (scripts/export_results.py SEARCH)")
     keys = list(trials[0]["params"])
-    k = trials[0]["objective_step"]
     first = trials[0]
+    k = first["objective_step"]
     print(
         f"### {first['family']}: {len(trials)} trials, objective = held-out return after {k} "
         f"step(s) ({first['eval']['num_tasks']} tasks x {first['eval']['episodes_per_task']} "
@@ -174,10 +174,11 @@ def search(folder: Path) -> None:
         returns = torch.tensor(r["returns"])
         after, before = returns[k], returns[0]
         params = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in r["params"].values()]
+        gain, gain_se, _ = paired_stats(after, before)
         print(
             f"| {r['variant']} | {' | '.join(params)} | {before.mean():.2f} | "
             f"{after.mean():.2f} ± {after.std() / after.numel() ** 0.5:.2f} | "
-            f"{paired(after, before).split(' (')[0]} | {r['env_steps']:,} | "
+            f"{gain:+.2f} ± {gain_se:.2f} | {r['env_steps']:,} | "
             f"{r['train_wall_s'] / 60:.0f} min |"
         )
     for key in keys:
