@@ -1,6 +1,7 @@
 """Table 4 numbers of several seeds of `scripts/reproduce_nav.sh`, per seed and averaged.
 
     .venv/bin/python scripts/seed_table.py outputs/reproduce_nav/NAME/seed* [--at 50]
+        [--export docs/results/reproduce_nav/NAME] [--against OTHER/seed*]
 
 For each run directory: the average return after 0..K gradient steps on the run's held-out
 goals at its last iteration (eval_results.json), on the original evaluation script's goals
@@ -8,6 +9,13 @@ goals at its last iteration (eval_results.json), on the original evaluation scri
 ``--at`` (the `eval/return_step_k` curves; needs train.eval_every to divide it). Then the mean
 and the standard error over seeds, over all of them and over those that did not diverge (a
 pre-update held-out return above ``--diverged-below``).
+
+``--export DIR`` writes one compact ``<run>.json`` per run directory (those three columns, the
+per-task returns, the config and commit from the checkpoint, env steps and training wall
+time); such files stand in for run directories on the command line, so the tables can be made
+again from committed files. ``--against`` names a second set (run directories or files) and
+adds the paired differences, this set minus that one, matched by run name (seed0 with seed0):
+mean ± s.e. over the pairs, and how many pairs gained.
 """
 
 from __future__ import annotations
@@ -18,7 +26,13 @@ import statistics
 import sys
 from pathlib import Path
 
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from maml_hydra.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
 
 PAPER = [-40.41, -11.68, -3.33, -3.23]
 
@@ -49,19 +63,61 @@ def curve_at(run_dir: Path, iteration: int) -> list[float] | None:
     return values or None
 
 
-def row(run_dir: Path, at: int) -> dict:
-    own = read_json(run_dir / "eval_results.json")
-    goals = read_json(run_dir / "eval" / "results.json")
+def name(path: Path) -> str:
+    return path.stem if path.suffix == ".json" else path.name
+
+
+def row(path: Path, at: int) -> dict:
+    """The three columns of a run directory, or of a file --export wrote."""
+    if path.suffix == ".json":
+        record = read_json(path)
+        for key in ("held_out", "original", "iteration"):
+            if key not in record:
+                fail(f"{path}: no {key!r} (not a file of seed_table.py --export)")
+        return {**record, "at": record.get("at") if record.get("at_iteration") == at else None}
+    own = read_json(path / "eval_results.json")
+    goals = read_json(path / "eval" / "results.json")
     try:
         original = [s["mean"] for s in goals["summary"]["maml"]["steps"]]
     except KeyError:
-        fail(f"{run_dir / 'eval' / 'results.json'}: no summary.maml.steps")
+        fail(f"{path / 'eval' / 'results.json'}: no summary.maml.steps")
     return {
         "held_out": own["return_mean"],
         "original": original,
-        "at": curve_at(run_dir, at),
+        "at": curve_at(path, at),
         "iteration": own["iteration"],
     }
+
+
+def export(run_dir: Path, at: int, out: Path) -> Path:
+    """``<out>/<run>.json``: the run's columns, per-task returns, config, commit, env steps and
+    training wall time (the sum of TensorBoard's ``time/iteration``)."""
+    try:
+        state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    except CheckpointError as err:
+        fail(str(err))
+    own = read_json(run_dir / "eval_results.json")
+    report = read_json(run_dir / "eval" / "results.json")
+    (entry,) = report["runs"].values()
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    record = {
+        **row(run_dir, at),
+        "at_iteration": at,
+        "env_steps": int(state["env_steps"]),
+        "train_wall_s": round(sum(e.value for e in acc.Scalars("time/iteration")), 1),
+        "commit": state.get("commit"),
+        "config": OmegaConf.to_yaml(OmegaConf.create(state["config"])),
+        "held_out_eval_lrs": own.get("eval_lrs"),
+        "held_out_returns": own["return_per_task"],  # [gradient steps + 1][tasks]
+        "original_settings": report["settings"],
+        "original_tasks": entry["tasks"],
+        "original_returns": entry["returns"],  # [gradient steps + 1][tasks]
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{run_dir.name}.json"
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return path
 
 
 def fmt(values: list[float] | None) -> str:
@@ -82,24 +138,54 @@ def mean_row(rows: list[dict], key: str) -> str:
     return " / ".join(cells)
 
 
+def paired(rows: dict[str, dict], others: dict[str, dict], key: str) -> str:
+    """Per gradient step: mean ± s.e. over the runs both sets hold of (this - other) in
+    column ``key``, and how many of them gained."""
+    pairs = [(rows[n][key], others[n][key]) for n in rows if n in others]
+    pairs = [(a, b) for a, b in pairs if a and b]
+    if len(pairs) < 2:
+        return "-"
+    cells = []
+    for k in range(len(pairs[0][0])):
+        diffs = [a[k] - b[k] for a, b in pairs]
+        stderr = statistics.stdev(diffs) / len(diffs) ** 0.5
+        gained = sum(d > 0 for d in diffs)
+        cells.append(f"{statistics.mean(diffs):+.2f} ± {stderr:.2f} ({gained} of {len(diffs)})")
+    return " / ".join(cells)
+
+
+def load(paths: list[Path], at: int) -> dict[str, dict]:
+    for path in paths:
+        if not (path.is_dir() or (path.suffix == ".json" and path.is_file())):
+            fail(f"{path}: not a run directory or a .json file of --export")
+    rows = {name(path): row(path, at) for path in paths}
+    if len(rows) < len(paths):
+        fail("two runs with the same name: pairs are matched by name")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dirs", type=Path, nargs="+")
+    parser.add_argument("runs", type=Path, nargs="+", help="run directories or --export files")
     parser.add_argument("--at", type=int, default=50, help="iteration of the middle column")
     parser.add_argument("--diverged-below", type=float, default=-45.0)
+    parser.add_argument("--export", type=Path, help="write one <run>.json per run directory here")
+    parser.add_argument("--against", type=Path, nargs="+", help="a second set, for differences")
     args = parser.parse_args()
-    for run_dir in args.run_dirs:
-        if not run_dir.is_dir():
-            fail(f"{run_dir}: not a directory")
-    rows = {run_dir: row(run_dir, args.at) for run_dir in args.run_dirs}
+    rows = load(args.runs, args.at)
+    others = load(args.against, args.at) if args.against else None
+    if args.export:
+        for path in args.runs:
+            if path.is_dir():
+                print(f"wrote {export(path, args.at, args.export)}", file=sys.stderr)
     iterations = sorted({r["iteration"] for r in rows.values()})
     print(
         f"| run | held-out goals, iteration {'/'.join(map(str, iterations))} "
         f"| original script's goals | held-out goals, iteration {args.at} |"
     )
     print("|---|---|---|---|")
-    for run_dir, r in rows.items():
-        print(f"| {run_dir.name} | {fmt(r['held_out'])} | {fmt(r['original'])} | {fmt(r['at'])} |")
+    for run, r in rows.items():
+        print(f"| {run} | {fmt(r['held_out'])} | {fmt(r['original'])} | {fmt(r['at'])} |")
     converged = [r for r in rows.values() if r["held_out"][0] > args.diverged_below]
     groups = [(f"mean ± s.e. of all {len(rows)}", list(rows.values()))]
     if len(converged) < len(rows):
@@ -108,6 +194,13 @@ def main() -> None:
         cells = [mean_row(group, key) for key in ("held_out", "original", "at")]
         print(f"| {label} | " + " | ".join(cells) + " |")
     print(f"| MAML paper, Table 4 | | {fmt(PAPER)} | |")
+    if others is not None:
+        print(f"| mean ± s.e. of the --against set ({len(others)}) | ", end="")
+        keys = ("held_out", "original", "at")
+        print(" | ".join(mean_row(list(others.values()), k) for k in keys) + " |")
+        both = sum(n in others for n in rows)
+        print(f"| this minus --against, paired by run ({both} pairs) | ", end="")
+        print(" | ".join(paired(rows, others, k) for k in ("held_out", "original", "at")) + " |")
 
 
 if __name__ == "__main__":

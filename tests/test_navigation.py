@@ -283,6 +283,48 @@ def test_the_reproduction_script_trains_and_prints_both_tables(tmp_path):
     cells = [" / ".join(f"{v:.2f}" for v in values) for values in (own, original)]
     assert f"| nav | {cells[0]} | {cells[1]} | " in table.stdout
     assert "| mean ± s.e. of all 1 | " in table.stdout
+    # --export: a compact file that stands in for the run, and --against pairs by run name
+    exported = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "seed_table.py"), str(run_dir), "--at", "1"]
+        + ["--export", str(tmp_path / "exported")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert exported.returncode == 0 and exported.stdout == table.stdout, exported.stderr
+    record = json.loads((tmp_path / "exported" / "nav.json").read_text())
+    assert record["original_returns"] == next(iter(report["runs"].values()))["returns"]
+    assert record["env_steps"] > 0 and record["commit"] and "finite_difference" in record["config"]
+    nav_json = str(tmp_path / "exported" / "nav.json")
+    again = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "seed_table.py"), nav_json]
+        + ["--at", "1", "--against", str(run_dir), str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode != 0 and "same name" in again.stderr  # two runs named nav
+    for k in (0, 1):  # two seeds, and the same two 1.0 lower on the original goals
+        (tmp_path / "a").mkdir(exist_ok=True)
+        (tmp_path / "b").mkdir(exist_ok=True)
+        (tmp_path / "a" / f"seed{k}.json").write_text(json.dumps(record))
+        lower = {**record, "original": [v - 1.0 for v in record["original"]]}
+        (tmp_path / "b" / f"seed{k}.json").write_text(json.dumps(lower))
+    against = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "seed_table.py"), "--at", "1"]
+        + [str(tmp_path / "a" / f"seed{k}.json") for k in (0, 1)]
+        + ["--against"]
+        + [str(tmp_path / "b" / f"seed{k}.json") for k in (0, 1)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert against.returncode == 0, against.stderr
+    last = against.stdout.splitlines()[-1].split(" | ")
+    assert last[0] == "| this minus --against, paired by run (2 pairs)"
+    steps = len(record["original"])
+    assert last[1] == " / ".join(["+0.00 ± 0.00 (0 of 2)"] * steps)
+    assert last[2] == " / ".join(["+1.00 ± 0.00 (2 of 2)"] * steps)
     missing = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "seed_table.py"), str(tmp_path)],
         capture_output=True,
