@@ -210,8 +210,8 @@ class TRPO:
     """MAML-TRPO: the natural-gradient step of TRPO on the post-adaptation surrogate.
 
     With ``fvp_task_fraction`` < 1 the Fisher-vector products use the mean KL of a random subset
-    of the tasks (drawn from this optimizer's own checkpointed stream), the gradient and the
-    line search all of them.
+    of the tasks, at least ``fvp_min_tasks`` (drawn from this optimizer's own checkpointed
+    stream), the gradient and the line search all of them.
     """
 
     def __init__(self, cfg: TRPOConfig, learner: MAML, seed: int = 0) -> None:
@@ -227,9 +227,9 @@ class TRPO:
 
     def fisher_tasks(self, num_tasks: int) -> Tensor | None:
         """Indices of the tasks whose KL defines the Fisher products; None = all."""
-        if self.cfg.fvp_task_fraction >= 1:
+        count = max(self.cfg.fvp_min_tasks, round(self.cfg.fvp_task_fraction * num_tasks))
+        if count >= num_tasks:
             return None
-        count = max(1, round(self.cfg.fvp_task_fraction * num_tasks))
         return torch.randperm(num_tasks, generator=self.rng)[:count].sort().values
 
     def step(self, theta: Tensor, batch: MetaBatch) -> tuple[Tensor, dict[str, float]]:

@@ -49,6 +49,15 @@ SETTINGS = {
         ["policy.hidden_sizes=[64,64]", "policy.activation=tanh", "algorithm.cg_iters=10"],
         2.0,
     ),
+    "TRPO, 2x64 tanh, CG 10, exact Fisher (algorithm.fvp_task_fraction=1.0)": (
+        [
+            "policy.hidden_sizes=[64,64]",
+            "policy.activation=tanh",
+            "algorithm.cg_iters=10",
+            "algorithm.fvp_task_fraction=1.0",
+        ],
+        2.0,
+    ),
     "TRPO, 2x64 tanh, CG 10, autograd's products (algorithm.closed_form=false)": (
         [
             "policy.hidden_sizes=[64,64]",

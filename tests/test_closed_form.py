@@ -147,7 +147,11 @@ def test_trpo_steps_the_same_with_and_without_the_closed_form(float64, fraction)
     steps = {}
     for closed in (True, False):
         cfg = TRPOConfig(
-            max_kl=0.01, cg_damping=0.1, fvp_task_fraction=fraction, closed_form=closed
+            max_kl=0.01,
+            cg_damping=0.1,
+            fvp_task_fraction=fraction,
+            fvp_min_tasks=1,
+            closed_form=closed,
         )
         trpo = TRPO(cfg, learner, seed=7)
         assert trpo.closed_form == closed

@@ -117,6 +117,7 @@ BAD_VALUES = [
     ("algorithm.fvp_task_fraction=0", "algorithm.fvp_task_fraction=0.0"),
     ("algorithm.max_kl_pre_update=0", "algorithm.max_kl_pre_update=0.0"),
     ("algorithm.fvp_task_fraction=1.5", "algorithm.fvp_task_fraction=1.5"),
+    ("algorithm.fvp_min_tasks=0", "algorithm.fvp_min_tasks=0"),
     ("algorithm.fd_eps=0", "algorithm.fd_eps=0.0"),
 ]
 

@@ -145,7 +145,7 @@ def test_line_search_rejects_nan_and_kl_violations():
 
 def test_trpo_step_improves_the_surrogate_inside_the_trust_region():
     learner, theta, batch = build(num_steps=1, tasks=4, episodes=8, horizon=10)
-    opt = TRPO(TRPOConfig(max_kl=0.01), learner)
+    opt = TRPO(TRPOConfig(max_kl=0.01, fvp_task_fraction=1.0), learner)
     new_theta, metrics = opt.step(theta, batch)
     assert metrics["line_search_failed"] == 0
     assert metrics["kl"] <= 0.01 + 1e-7
@@ -169,7 +169,8 @@ def test_trpo_failed_line_search_leaves_parameters_unchanged():
 
 def test_fisher_task_subset_is_a_fresh_checkpointed_draw_each_iteration():
     learner, _, _ = build(num_steps=1, tasks=4, episodes=2, horizon=3)
-    assert TRPO(TRPOConfig(), learner).fisher_tasks(40) is None  # exact by default
+    assert len(TRPO(TRPOConfig(), learner).fisher_tasks(40)) == 10  # a quarter by default
+    assert TRPO(TRPOConfig(fvp_task_fraction=1.0), learner).fisher_tasks(40) is None  # exact
     opt = TRPO(TRPOConfig(fvp_task_fraction=0.2), learner, seed=3)
     state = opt.state_dict()
     draws = [opt.fisher_tasks(40) for _ in range(5)]
@@ -178,24 +179,28 @@ def test_fisher_task_subset_is_a_fresh_checkpointed_draw_each_iteration():
     again = TRPO(TRPOConfig(fvp_task_fraction=0.2), learner, seed=0)
     again.load_state_dict(state)  # a resumed run draws the same subsets
     assert all(torch.equal(again.fisher_tasks(40), d) for d in draws)
-    assert len(TRPO(TRPOConfig(fvp_task_fraction=0.01), learner).fisher_tasks(40)) == 1
+    # never fewer than fvp_min_tasks (4 by default), and no subset where that is every task
+    assert len(TRPO(TRPOConfig(fvp_task_fraction=0.01), learner).fisher_tasks(40)) == 4
+    one = TRPOConfig(fvp_task_fraction=0.01, fvp_min_tasks=1)
+    assert len(TRPO(one, learner).fisher_tasks(40)) == 1
+    assert TRPO(TRPOConfig(), learner).fisher_tasks(4) is None
+    assert TRPO(TRPOConfig(fvp_task_fraction=0.9, fvp_min_tasks=1), learner).fisher_tasks(4) is None
 
 
 def test_trpo_step_through_a_task_subset_equals_the_exact_step_when_it_holds_every_task():
     learner, theta, batch = build(num_steps=1, tasks=4, episodes=8, horizon=10)
-    exact, _ = TRPO(TRPOConfig(), learner).step(theta, batch)
-    # 0.9 of 4 tasks rounds to all 4: the subset path (select, new graph) must change nothing
-    subset = TRPO(TRPOConfig(fvp_task_fraction=0.9), learner)
-    assert torch.equal(subset.fisher_tasks(4), torch.arange(4))
-    through_subset, _ = TRPO(TRPOConfig(fvp_task_fraction=0.9), learner).step(theta, batch)
+    exact, _ = TRPO(TRPOConfig(fvp_task_fraction=1.0), learner).step(theta, batch)
+    # a subset that holds every task: the subset path (select, new graph) must change nothing
+    subset = TRPO(TRPOConfig(fvp_task_fraction=0.5, fvp_min_tasks=1), learner)
+    subset.fisher_tasks = lambda num_tasks: torch.arange(num_tasks)
+    through_subset, _ = subset.step(theta, batch)
     assert torch.allclose(through_subset, exact, atol=1e-6)
 
 
 def test_trpo_step_with_half_the_tasks_in_the_fisher_keeps_the_full_kl_in_the_region():
     learner, theta, batch = build(num_steps=1, tasks=4, episodes=8, horizon=10)
-    new_theta, metrics = TRPO(TRPOConfig(max_kl=0.01, fvp_task_fraction=0.5), learner).step(
-        theta, batch
-    )
+    half = TRPOConfig(max_kl=0.01, fvp_task_fraction=0.5, fvp_min_tasks=1)
+    new_theta, metrics = TRPO(half, learner).step(theta, batch)
     with torch.no_grad():
         mean, log_std = learner.query_dist(new_theta, batch)
         kl = mean_kl(mean, log_std, batch.query)
@@ -217,11 +222,12 @@ def test_line_search_checks_the_further_constraint_too():
 def test_trpo_bounds_the_pre_update_kl_when_asked():
     learner, theta, batch = build(num_steps=1, tasks=4, episodes=8, horizon=10)
     support = batch.supports[0]
-    free, free_metrics = TRPO(TRPOConfig(max_kl=0.05), learner).step(theta, batch)
+    exact = TRPOConfig(max_kl=0.05, fvp_task_fraction=1.0)
+    free, free_metrics = TRPO(exact, learner).step(theta, batch)
     with torch.no_grad():
         free_kl = pre_update_kl(learner, free, support).item()
     bound = free_kl / 4  # the unbounded step breaks this bound
-    cfg = TRPOConfig(max_kl=0.05, max_kl_pre_update=bound)
+    cfg = TRPOConfig(max_kl=0.05, max_kl_pre_update=bound, fvp_task_fraction=1.0)
     bounded, metrics = TRPO(cfg, learner).step(theta, batch)
     with torch.no_grad():
         kl = pre_update_kl(learner, bounded, support).item()
