@@ -322,8 +322,8 @@ class TRPOConfig(AlgorithmConfig):
     # 1.0 = all (exact, the paper). Below 1, a fresh random subset every iteration, each task's
     # adaptation still exact (rllab's subsample_factor, by task); the gradient and the line
     # search keep every task, so the step is still bounded by the full KL. The default 0.25
-    # cuts CG's cost 4x; the 13-seed Table 4 reproduction at 0.25 against the exact Fisher:
-    # docs/RESULTS.md, session 15.
+    # cuts CG's cost 3.6x at the paper's navigation batch; the 13-seed Table 4 reproduction
+    # at 0.25 against the exact Fisher: docs/RESULTS.md, session 15.
     fvp_task_fraction: float = 0.25
     # ... but never fewer tasks than this (all of them if the meta-batch has fewer): the Fisher
     # of one task out of three oversteps so far that the line search fails (3 tasks x 4 episodes
