@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from maml_hydra.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
 
 PAPER = [-40.41, -11.68, -3.33, -3.23]
+COLUMNS = ("held_out", "original", "at")  # a row's columns, as the table prints them
 
 
 def fail(message: str) -> None:
@@ -191,16 +192,15 @@ def main() -> None:
     if len(converged) < len(rows):
         groups.append((f"mean ± s.e. of the {len(converged)} that did not diverge", converged))
     for label, group in groups:
-        cells = [mean_row(group, key) for key in ("held_out", "original", "at")]
+        cells = [mean_row(group, key) for key in COLUMNS]
         print(f"| {label} | " + " | ".join(cells) + " |")
     print(f"| MAML paper, Table 4 | | {fmt(PAPER)} | |")
     if others is not None:
         print(f"| mean ± s.e. of the --against set ({len(others)}) | ", end="")
-        keys = ("held_out", "original", "at")
-        print(" | ".join(mean_row(list(others.values()), k) for k in keys) + " |")
+        print(" | ".join(mean_row(list(others.values()), k) for k in COLUMNS) + " |")
         both = sum(n in others for n in rows)
         print(f"| this minus --against, paired by run ({both} pairs) | ", end="")
-        print(" | ".join(paired(rows, others, k) for k in ("held_out", "original", "at")) + " |")
+        print(" | ".join(paired(rows, others, k) for k in COLUMNS) + " |")
 
 
 if __name__ == "__main__":

@@ -304,9 +304,9 @@ def test_the_reproduction_script_trains_and_prints_both_tables(tmp_path):
         timeout=120,
     )
     assert again.returncode != 0 and "same name" in again.stderr  # two runs named nav
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
     for k in (0, 1):  # two seeds, and the same two 1.0 lower on the original goals
-        (tmp_path / "a").mkdir(exist_ok=True)
-        (tmp_path / "b").mkdir(exist_ok=True)
         (tmp_path / "a" / f"seed{k}.json").write_text(json.dumps(record))
         lower = {**record, "original": [v - 1.0 for v in record["original"]]}
         (tmp_path / "b" / f"seed{k}.json").write_text(json.dumps(lower))
