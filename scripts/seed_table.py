@@ -90,9 +90,9 @@ def row(path: Path, at: int) -> dict:
     }
 
 
-def export(run_dir: Path, at: int, out: Path) -> Path:
-    """``<out>/<run>.json``: the run's columns, per-task returns, config, commit, env steps and
-    training wall time (the sum of TensorBoard's ``time/iteration``)."""
+def export(run_dir: Path, columns: dict, at: int, out: Path) -> Path:
+    """``<out>/<run>.json``: the run's columns (``row``'s), per-task returns, config, commit,
+    env steps and training wall time (the sum of TensorBoard's ``time/iteration``)."""
     try:
         state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     except CheckpointError as err:
@@ -103,7 +103,7 @@ def export(run_dir: Path, at: int, out: Path) -> Path:
     acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
     acc.Reload()
     record = {
-        **row(run_dir, at),
+        **columns,
         "at_iteration": at,
         "env_steps": int(state["env_steps"]),
         "train_wall_s": round(sum(e.value for e in acc.Scalars("time/iteration")), 1),
@@ -178,7 +178,8 @@ def main() -> None:
     if args.export:
         for path in args.runs:
             if path.is_dir():
-                print(f"wrote {export(path, args.at, args.export)}", file=sys.stderr)
+                written = export(path, rows[name(path)], args.at, args.export)
+                print(f"wrote {written}", file=sys.stderr)
     iterations = sorted({r["iteration"] for r in rows.values()})
     print(
         f"| run | held-out goals, iteration {'/'.join(map(str, iterations))} "
