@@ -141,6 +141,20 @@ class Physics(str, Enum):
     warp = "warp"  # MuJoCo Warp in float32, one world per (task, episode), on ``device``
 
 
+class Dynamics(str, Enum):
+    """Whose locomotion problem the MuJoCo families pose (``env.dynamics``;
+    maml_hydra/tasks/locomotion.py), both built from gymnasium's model files.
+
+    gymnasium: gymnasium's v5 environments (as pytorch-maml-rl and ProMP use): frame skip 5
+    (0.05 s env steps), v_x from the root's displacement, no early termination.
+    rllab: the MAML paper's own problem (its code ran rllab on MuJoCo 1.31): frame skip 1 (0.01 s
+    HalfCheetah and 0.02 s Ant steps), v_x the torso's centre-of-mass velocity, rllab's
+    observations, and for the Ant its model, contact cost, +1.0 velocity bonus and termination."""
+
+    gymnasium = "gymnasium"
+    rllab = "rllab"
+
+
 class Estimator(str, Enum):
     """The inner-loop objective (``inner.estimator``; maml_hydra/estimators.py): the same
     gradient, a different second derivative through the inner step."""
@@ -199,20 +213,46 @@ class NavigationConfig(EnvConfig):
 @dataclass
 class LocomotionConfig(EnvConfig):
     """Common keys of the batched MuJoCo locomotion families (maml_hydra.tasks.locomotion):
-    reward = forward(v_x, task) - ctrl_cost |a|^2 + survive_bonus, never terminated early."""
+    reward = forward(v_x, task) - ctrl_cost |a|^2 + survive_bonus (plus the Ant's contact cost
+    and velocity bonus under ``dynamics=rllab``), ``a`` the action clipped to [-1, 1]."""
 
-    horizon: int = 200  # dt = 0.05 s per step
+    horizon: int = 200  # 10 s on gymnasium dynamics, 2 s (HalfCheetah) or 4 s (Ant) on rllab's
+    # Whose problem: gymnasium (v5 environments) or rllab (the MAML paper's code); see Dynamics.
+    # A stored config without this key is a gymnasium-dynamics run.
+    dynamics: Dynamics = Dynamics.gymnasium
     normalize_obs: bool = True  # updated in training, checkpointed, frozen in evaluation
-    ctrl_cost: float = 0.5e-2  # the MAML paper's code: 0.5e-2 |a|^2 (Ant)
+    ctrl_cost: float = 0.5e-2  # the MAML paper's code: 0.5e-2 |a|^2 (Ant), on either dynamics
     survive_bonus: float = 0.05
-    frame_skip: int = 5  # physics steps per env step (dt = 0.05 s on both models)
-    reset_noise: float = 0.1  # gymnasium's reset_noise_scale
+    # Physics steps per env step; null = the dynamics' own: gymnasium 5 (0.05 s on both
+    # models), rllab 1 (the paper's 0.01 s HalfCheetah and 0.02 s Ant steps).
+    frame_skip: int | None = None
+    # gymnasium's reset_noise_scale: qpos0 + U(-x, x), velocities N(0, x^2); null = the
+    # dynamics' own: gymnasium 0.1; rllab's reset (qpos N(0, 0.01^2) around the model's
+    # init_qpos, qvel N(0, 0.1^2)) is fixed and takes no number.
+    reset_noise: float | None = None
     threads: int = 2  # mujoco.rollout worker threads (physics=mujoco)
     physics: Physics = Physics.mujoco  # see Physics; warp needs the optional extra ".[gpu]"
 
+    def __post_init__(self) -> None:
+        # null means the dynamics' own value; resolved here so that the config a run logs and
+        # checkpoints holds the number that ran
+        rllab = Dynamics(self.dynamics) is Dynamics.rllab
+        if self.frame_skip is None:
+            self.frame_skip = 1 if rllab else 5
+        if self.reset_noise is None and not rllab:
+            self.reset_noise = 0.1
+
     def check(self, cfg: Config) -> None:
         super().check(cfg)
+        rllab = Dynamics(self.dynamics) is Dynamics.rllab
         if Physics(self.physics) is Physics.warp:
+            require(
+                not rllab,
+                "env.physics",
+                Physics.warp.value,
+                "env.dynamics=rllab reads contact forces and centre-of-mass velocities through "
+                "MuJoCo C's sensors; MuJoCo Warp runs gymnasium dynamics only",
+            )
             from maml_hydra.tasks.physics import import_warp
 
             try:
@@ -227,7 +267,16 @@ class LocomotionConfig(EnvConfig):
         at_least("env.frame_skip", self.frame_skip, 1)
         at_least("env.threads", self.threads, 1)
         at_least("env.ctrl_cost", self.ctrl_cost, 0)
-        at_least("env.reset_noise", self.reset_noise, 0)
+        if rllab:
+            require(
+                self.reset_noise is None,
+                "env.reset_noise",
+                self.reset_noise,
+                "env.dynamics=rllab resets as the paper's code (qpos N(0, 0.01^2), qvel "
+                "N(0, 0.1^2)); leave it null",
+            )
+        else:
+            at_least("env.reset_noise", self.reset_noise, 0)
         finite("env.survive_bonus", self.survive_bonus)
 
 
@@ -250,8 +299,11 @@ class VelocityTasks:
 
 @dataclass
 class AntVelocityConfig(LocomotionConfig, VelocityTasks):
-    """MuJoCo Ant target velocity (MAML paper sec. 5.3) on gymnasium's Ant-v5 model:
-    reward = -|v_x - v_goal| - 0.5e-2 |a|^2 + 0.05, no contact cost (the original code)."""
+    """MuJoCo Ant target velocity (MAML paper sec. 5.3), v_goal ~ U[0, 3]. gymnasium dynamics:
+    reward = -|v_x - v_goal| - 0.5e-2 |a|^2 + 0.05 on Ant-v5's model, no contact cost and no
+    termination (as pytorch-maml-rl and ProMP). rllab dynamics (the paper's code): reward =
+    -|v_x - v_goal| + 1.0 - 0.5e-2 |a|^2 - 0.5e-3 |clip(cfrc_ext, -1, 1)|^2 + 0.05, episodes
+    end when the torso's height leaves [0.2, 1.0]."""
 
     _target_: str = "maml_hydra.tasks.locomotion.AntVelocity"
     name: str = "ant"
@@ -263,7 +315,8 @@ class AntVelocityConfig(LocomotionConfig, VelocityTasks):
 
 @dataclass
 class AntDirectionConfig(LocomotionConfig):
-    """MuJoCo Ant forward/backward: direction d in {-1, +1}, forward reward d v_x."""
+    """MuJoCo Ant forward/backward: direction d in {-1, +1}, forward reward d v_x; with
+    ``dynamics=rllab`` also the paper's contact cost and termination (no +1.0 bonus)."""
 
     _target_: str = "maml_hydra.tasks.locomotion.AntDirection"
     name: str = "ant_dir"

@@ -53,7 +53,7 @@ def test_batched_family_matches_gymnasium_v5(name, tmp_path, monkeypatch):
     family, cfg, (gym_id, gym_kwargs), (ctrl_cost, survive) = REFERENCES[name]
     tasks, episodes, n = 2, 2, 4
     env = family(cfg, tasks, episodes)
-    obs_dim, act_dim = family.state_obs_dim, family.action_dim
+    obs_dim, act_dim = family.gymnasium_obs_dim, family.action_dim
     env.set_tasks(torch.tensor([[0.5], [2.0]]))
     gen = torch.Generator().manual_seed(0)
     obs = env.reset_batch(gen)
@@ -230,7 +230,7 @@ def test_oracle_observation_carries_the_task_parameter(family, cfg):
     env = family(cfg, 2, 3)
     env.set_tasks(torch.tensor([[-1.0], [1.0]]))
     obs = env.reset_batch(torch.Generator().manual_seed(0))
-    assert obs.shape == (2, 3, family.state_obs_dim + 1)
+    assert obs.shape == (2, 3, family.gymnasium_obs_dim + 1)
     assert torch.equal(obs[..., -1], torch.tensor([[-1.0] * 3, [1.0] * 3]))
 
 
@@ -249,7 +249,7 @@ def test_every_locomotion_family_meta_trains_from_its_yaml(tmp_path, env, algori
     exp = Experiment(cfg, tmp_path)
     summary = exp.train()
     assert np.isfinite(summary["return_mean"]).all()
-    assert exp.env.observation_dim == type(exp.env).state_obs_dim + 1
+    assert exp.env.observation_dim == exp.env.state_obs_dim + 1
 
 
 def test_mujoco_compiler_warnings_are_python_warnings_not_a_log_file(tmp_path, monkeypatch):

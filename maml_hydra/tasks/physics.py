@@ -25,12 +25,27 @@ _FULL = mujoco.mjtState.mjSTATE_FULLPHYSICS
 
 class MujocoPhysics:
     """MuJoCo C: the whole MjData state of every simulation as one float64 array, advanced by
-    ``mujoco.rollout`` on ``threads`` threads."""
+    ``mujoco.rollout`` on ``threads`` threads.
 
-    def __init__(self, model: mujoco.MjModel, num_envs: int, threads: int) -> None:
+    ``probe``, optional: the same model with sensors added (``sensors``). MuJoCo evaluates a
+    step's sensors at the state it starts from, so ``mujoco.rollout`` cannot report quantities
+    of the state a step reaches; ``sensors`` runs one step of the probe from the current states
+    and returns its sensor data, i.e. those quantities after ``mj_forward`` at the current state
+    and control (what rllab read after its ``mj_step``; ``mj_step``'s integration is discarded).
+    """
+
+    def __init__(
+        self,
+        model: mujoco.MjModel,
+        num_envs: int,
+        threads: int,
+        probe: mujoco.MjModel | None = None,
+    ) -> None:
         self.model = model
+        self.probe = probe
         self.runner = rollout.Rollout(nthread=threads)
         self.scratch = [mujoco.MjData(model) for _ in range(threads)]
+        self.probe_scratch = [mujoco.MjData(probe) for _ in range(threads)] if probe else []
         self.state = np.zeros((num_envs, mujoco.mj_stateSize(model, _FULL)))
         self.qpos_at = mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_TIME)
         self.qvel_at = self.qpos_at + model.nq
@@ -48,12 +63,32 @@ class MujocoPhysics:
         self.qpos()[:] = qpos.to("cpu", torch.float64)
         self.qvel()[:] = qvel.to("cpu", torch.float64)
 
-    def step(self, ctrl: Tensor, nstep: int) -> None:
-        """``nstep`` physics steps with the control ``ctrl`` [N, nu] held constant."""
+    def step(self, ctrl: Tensor, nstep: int, rows: np.ndarray | None = None) -> None:
+        """``nstep`` physics steps with the control ``ctrl`` [N, nu] held constant; with
+        ``rows`` (indices) only those simulations, the others are not stepped."""
         a = ctrl.detach().to("cpu", torch.float64).numpy()
         control = np.repeat(a[:, None, :], nstep, axis=1)
-        states, _ = self.runner.rollout(self.model, self.scratch, self.state, control, nstep=nstep)
-        self.state = states[:, -1].copy()
+        if rows is None:
+            states, _ = self.runner.rollout(
+                self.model, self.scratch, self.state, control, nstep=nstep
+            )
+            self.state = states[:, -1].copy()
+        elif len(rows):
+            states, _ = self.runner.rollout(
+                self.model, self.scratch, self.state[rows], control[rows], nstep=nstep
+            )
+            self.state[rows] = states[:, -1]
+
+    def sensors(self, ctrl: Tensor, rows: np.ndarray | None = None) -> Tensor:
+        """The probe's sensor data at the current state of every simulation (or of ``rows``)
+        under the control ``ctrl`` [N, nu]: [N or len(rows), nsensordata] float64."""
+        state = self.state if rows is None else self.state[rows]
+        a = ctrl.detach().to("cpu", torch.float64).numpy()
+        a = a if rows is None else a[rows]
+        if not len(state):
+            return torch.zeros(0, self.probe.nsensordata, dtype=torch.float64)
+        _, data = self.runner.rollout(self.probe, self.probe_scratch, state, a[:, None], nstep=1)
+        return torch.from_numpy(data[:, 0])
 
 
 def import_warp():

@@ -1,0 +1,224 @@
+"""``env.dynamics=rllab``, the MAML paper's own locomotion problem, against slow and obvious
+computations: every simulation replayed one step at a time in its own MjData, and the
+observation, every reward term and the termination recomputed in numpy from MuJoCo's data
+fields (``cfrc_ext`` from ``mj_rnePostConstraint``, the centre-of-mass velocity as rllab's
+mujoco_py computed it: every body's ``mj_objectVelocity`` times its mass, summed over the
+subtree, over the subtree's mass)."""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+import pytest
+import torch
+
+from maml_hydra.config import (
+    AntDirectionConfig,
+    AntVelocityConfig,
+    ConfigError,
+    HalfCheetahDirectionConfig,
+    HalfCheetahVelocityConfig,
+)
+from maml_hydra.sampling import rollout
+from maml_hydra.tasks.locomotion import (
+    AntDirection,
+    AntVelocity,
+    HalfCheetahDirection,
+    HalfCheetahVelocity,
+)
+from tests.conftest import make_config
+
+FAMILIES = {
+    "halfcheetah_dir": (HalfCheetahDirection, HalfCheetahDirectionConfig, [[1.0], [-1.0]]),
+    "halfcheetah_vel": (HalfCheetahVelocity, HalfCheetahVelocityConfig, [[0.4], [1.7]]),
+    "ant": (AntVelocity, AntVelocityConfig, [[0.5], [2.5]]),
+    "ant_dir": (AntDirection, AntDirectionConfig, [[1.0], [-1.0]]),
+}
+
+
+def rllab_env(name: str, tasks: int = 2, episodes: int = 2):
+    family, schema, goals = FAMILIES[name]
+    env = family(schema(dynamics="rllab"), tasks, episodes)
+    env.set_tasks(torch.tensor([goals[i % len(goals)] for i in range(tasks)]))
+    return env
+
+
+def comvel_as_rllab(model: mujoco.MjModel, data: mujoco.MjData, body: int) -> float:
+    """rllab's ``body_comvels``: linear momenta of the bodies summed up the tree, divided by
+    the subtree masses (mujoco_py's ``_compute_subtree``)."""
+    velocity = np.zeros((model.nbody, 6))
+    for i in range(model.nbody):
+        mujoco.mj_objectVelocity(model, data, mujoco.mjtObj.mjOBJ_BODY, i, velocity[i], 0)
+    mass = model.body_mass.copy()
+    momentum = velocity[:, 3:] * mass[:, None]
+    for i in range(model.nbody - 1, 0, -1):
+        parent = model.body_parentid[i]
+        mass[parent] += mass[i]
+        momentum[parent] += momentum[i]
+    return (momentum[body] / mass[body])[0]
+
+
+def reference_step(env, data: mujoco.MjData, action: np.ndarray, task: float):
+    """One step as rllab took it, in one MjData: normalize's scaling, mj_step, mj_forward,
+    then the observation and every reward term from MuJoCo's fields."""
+    model = env.model
+    a = np.clip(action, -1, 1)
+    low, high = model.actuator_ctrlrange.T
+    data.ctrl[:] = low + (a + 1) * 0.5 * (high - low)
+    mujoco.mj_step(model, data)
+    mujoco.mj_forward(model, data)
+    mujoco.mj_rnePostConstraint(model, data)
+    torso = model.body("torso").id
+    velocity = comvel_as_rllab(model, data, torso)
+    com = data.subtree_com[torso]
+    ant = env.rllab_obs_dim == 125
+    if ant:
+        cfrc = np.clip(data.cfrc_ext, -1, 1)
+        obs = np.concatenate([data.qpos, data.qvel, cfrc.ravel(), data.xmat[torso], com])
+        forward = task * velocity if env.task_dim and isinstance(env, AntDirection) else None
+        if forward is None:
+            forward = -abs(velocity - task) + 1.0
+        ctrl_cost = 0.5e-2 * np.sum(np.square(data.ctrl / 150.0))
+        contact_cost = 0.5e-3 * np.sum(np.square(cfrc))
+        reward = forward - ctrl_cost - contact_cost + 0.05
+        state = np.concatenate([data.qpos, data.qvel])
+        done = not (np.isfinite(state).all() and 0.2 <= state[2] <= 1.0)
+    else:
+        obs = np.concatenate([data.qpos[1:], data.qvel, com])
+        direction = isinstance(env, HalfCheetahDirection)
+        forward = task * velocity if direction else -abs(velocity - task)
+        reward = forward - 0.1 * 0.5 * np.sum(np.square(a))
+        done = False
+    return obs, reward, done, data.cfrc_ext.copy()
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_every_reward_term_and_the_observation_match_numpy_over_300_steps(name):
+    env = rllab_env(name)
+    n = env.num_envs
+    gen = torch.Generator().manual_seed(1)
+    env.reset_batch(gen)
+    refs = [mujoco.MjData(env.model) for _ in range(n)]
+    goals = env.tasks[:, 0].repeat_interleave(2).double().numpy()
+    contact_seen = 0.0
+    for t in range(300):
+        qpos, qvel = env._qpos().numpy().copy(), env._qvel().numpy().copy()
+        alive = ~env.finished.numpy().copy()
+        action = torch.randn(2, 2, env.action_dim, generator=gen) * 0.8
+        obs, reward, done = env.step_batch(action)
+        obs, reward, done = obs.reshape(n, -1), reward.reshape(n), done.reshape(n)
+        flat = action.reshape(n, -1).double().numpy()
+        for i, data in enumerate(refs):
+            if not alive[i]:  # finished: not stepped, reward 0, still done
+                assert reward[i] == 0 and done[i]
+                assert np.array_equal(env._qpos()[i].numpy(), qpos[i])
+                continue
+            # replay the step from the batch's own state (so that states never drift apart)
+            data.qpos[:], data.qvel[:], data.time = qpos[i], qvel[i], 0.0
+            want_obs, want_reward, want_done, cfrc = reference_step(env, data, flat[i], goals[i])
+            assert np.allclose(env._qpos()[i].numpy(), data.qpos, atol=1e-9)
+            assert np.allclose(obs[i].double().numpy(), want_obs, atol=1e-5), (t, i)
+            assert abs(reward[i].item() - want_reward) < 1e-4, (t, i)
+            assert bool(done[i]) == want_done
+            contact_seen = max(contact_seen, np.abs(cfrc).max())
+    if env.rllab_obs_dim == 125:
+        assert contact_seen > 1.0  # the contact forces are real, not the all-zero array
+
+
+@pytest.mark.parametrize("name", ["ant", "ant_dir"])
+@pytest.mark.parametrize("height", [0.15, 1.05])
+def test_the_ant_ends_its_episode_when_the_torso_leaves_the_height_range(name, height):
+    env = rllab_env(name, tasks=1, episodes=2)
+    env.reset_batch(torch.Generator().manual_seed(0))
+    qpos, qvel = env._qpos().clone(), env._qvel().clone()
+    qpos[0, 2] = height  # row 0 out of range (the step barely moves it), row 1 as reset
+    env.set_state(qpos, qvel)
+    _, reward, done = env.step_batch(torch.zeros(1, 2, 8))
+    assert done.tolist() == [[True, False]] and reward[0, 0] != 0
+    frozen = env._qpos()[0].clone()
+    _, reward, done = env.step_batch(torch.ones(1, 2, 8))
+    assert done.tolist() == [[True, False]] and reward[0, 0] == 0
+    assert torch.equal(env._qpos()[0], frozen)  # nothing stepped after the end
+
+
+def test_the_halfcheetah_never_ends_early():
+    env = rllab_env("halfcheetah_dir", tasks=1, episodes=1)
+    env.reset_batch(torch.Generator().manual_seed(0))
+    qpos = env._qpos().clone()
+    qpos[0, 1] = 5.0  # far above the ground
+    env.set_state(qpos, env._qvel().clone())
+    assert not env.step_batch(torch.zeros(1, 1, 6))[2].any()
+
+
+def test_the_compiled_models_are_the_papers():
+    cheetah, ant = rllab_env("halfcheetah_vel").model, rllab_env("ant").model
+    euler, rk4 = mujoco.mjtIntegrator.mjINT_EULER, mujoco.mjtIntegrator.mjINT_RK4
+    assert (cheetah.opt.timestep, cheetah.opt.integrator) == (0.01, euler)
+    assert (ant.opt.timestep, ant.opt.integrator) == (0.02, rk4)
+    assert np.allclose(ant.actuator_gear[:, 0], 1) and np.allclose(ant.actuator_ctrlrange, 150 * np.array([-1, 1]))
+    assert np.allclose(ant.geom_solref, [0.02, 1]) and np.allclose(ant.geom_solimp[:, :3], [0.8, 0.8, 0.01])
+    for name in FAMILIES:
+        env = rllab_env(name)
+        assert env.cfg.frame_skip == 1 and env.dt == env.model.opt.timestep
+        assert env.observation_dim == env.rllab_obs_dim
+        probe = env.physics.probe  # the sensors' copy is the same body
+        assert np.array_equal(probe.body_mass, env.model.body_mass)
+
+
+@pytest.mark.parametrize("name", ["ant", "halfcheetah_dir"])
+def test_reset_is_normal_noise_around_the_papers_pose(name):
+    env = rllab_env(name, tasks=4, episodes=250)
+    env.reset_batch(torch.Generator().manual_seed(0))
+    pose = [0, 0, 0.55, 1, 0, 0, 0, 0, 1, 0, -1, 0, -1, 0, 1] if name == "ant" else [0.0] * 9
+    qpos, qvel = env._qpos().numpy(), env._qvel().numpy()
+    assert np.allclose(qpos.mean(0), pose, atol=0.003)
+    assert np.allclose(qpos.std(0), 0.01, rtol=0.1) and np.allclose(qvel.std(0), 0.1, rtol=0.1)
+    assert np.abs(qpos - pose).max() > 0.03  # normal, not uniform on [-0.01, 0.01]
+
+
+@pytest.mark.parametrize("sampling", ["episodes", "steps"])
+def test_early_ends_in_the_batched_sampler_average_over_completed_episodes(sampling):
+    env = rllab_env("ant", tasks=2, episodes=4)
+    env.horizon = 60
+    gen = torch.Generator().manual_seed(3)
+
+    def wild(obs):  # std e^1: random flailing makes some episodes end early
+        return torch.zeros(*obs.shape[:2], 8), torch.ones(2, 8)
+
+    budget = 4 * 60 if sampling == "steps" else None
+    traj = rollout(env, wild, gen, 0.99, 1.0, budget=budget)
+    ends, mask = traj.ends, traj.mask
+    episode_lengths = mask.sum(-1) if budget is None else None
+    assert bool((traj.rewards[mask == 0] == 0).all())
+    if budget is None:
+        assert (episode_lengths < 60).any() and (episode_lengths == 60).any()
+        # each row: a prefix of live steps, its reward averaged per episode
+        assert torch.allclose(traj.task_returns(), traj.rewards.sum((1, 2)) / 4)
+    else:
+        # whole episodes only, more of them where episodes end early
+        assert torch.allclose(traj.task_returns(), traj.rewards.sum((1, 2)) / ends.sum((1, 2)))
+        assert (ends.sum((1, 2)) > 4).any() and (mask.sum((1, 2)) >= 4 * 60 - 59).all()
+
+
+def test_a_stored_config_without_the_key_is_gymnasium_dynamics():
+    from pathlib import Path
+
+    from maml_hydra.checkpoint import load_checkpoint  # noqa: F401  (the same reader)
+    from maml_hydra.config import config_from_yaml
+
+    root = Path(__file__).resolve().parents[1] / "docs" / "results"
+    stored = next(p for p in sorted(root.glob("halfcheetah_dir/*.json")))
+    import json
+
+    config = json.loads(stored.read_text())["config"]
+    assert "dynamics" not in config
+    cfg = config_from_yaml(config)
+    assert cfg.env.dynamics == "gymnasium" and cfg.env.frame_skip == 5
+    assert cfg.env.reset_noise == 0.1
+
+
+def test_rllab_dynamics_refuse_a_gymnasium_reset_scale_and_warp_in_one_line():
+    with pytest.raises(ConfigError, match=r"env.reset_noise=0.1 is not allowed"):
+        make_config(["env=ant", "env.dynamics=rllab", "env.reset_noise=0.1"])
+    with pytest.raises(ConfigError, match=r"env.physics='warp' is not allowed: env.dynamics=rllab"):
+        make_config(["env=halfcheetah_dir", "env.dynamics=rllab", "env.physics=warp"])
