@@ -325,7 +325,8 @@ class AntDirectionConfig(LocomotionConfig):
 @dataclass
 class HalfCheetahVelocityConfig(LocomotionConfig, VelocityTasks):
     """MuJoCo HalfCheetah target velocity (MAML paper sec. 5.3), gymnasium's HalfCheetah-v5
-    model; control cost 0.5e-1 |a|^2 and no survive bonus, as in the original code."""
+    model; control cost 0.5e-1 |a|^2 and no survive bonus, as in the original code (on either
+    dynamics)."""
 
     _target_: str = "maml_hydra.tasks.locomotion.HalfCheetahVelocity"
     name: str = "halfcheetah_vel"

@@ -97,6 +97,7 @@ class Experiment:
         self.iteration = 0
         self.env_steps = 0
         self.seen_tasks: list[torch.Tensor] = []  # kept for tests of the task streams
+        self.commits: list[str | None] = []  # the code of earlier sessions of a resumed run
         self._snapshot: dict | None = None  # state after the last completed iteration
         if cfg.resume:
             self.load_state_dict(load_checkpoint(self.checkpoint_path))
@@ -117,7 +118,13 @@ class Experiment:
             "rng": {"tasks": self.task_rng.get_state(), "actions": self.action_rng.get_state()},
             "config": self._config_yaml,
             "commit": source_commit(),  # the code that wrote it (the last one, if resumed)
+            # every commit the run has trained on, oldest first (one per resumed session)
+            "commits": self._commits(),
         }
+
+    def _commits(self) -> list[str | None]:
+        current = source_commit()
+        return self.commits if self.commits[-1:] == [current] else [*self.commits, current]
 
     def load_state_dict(self, state: dict) -> None:
         check_resumable(state, self.cfg, self.checkpoint_path)
@@ -132,6 +139,7 @@ class Experiment:
         self.action_rng.set_state(state["rng"]["actions"])
         self.iteration = int(state["iteration"])
         self.env_steps = int(state["env_steps"])
+        self.commits = list(state.get("commits") or [state.get("commit")])
 
     def load_weights(self, state: dict) -> None:
         """What acting needs from a checkpoint: the learner and the observation statistics."""

@@ -2,7 +2,10 @@
 
     .venv/bin/python scripts/export_results.py SWEEP_DIR --out docs/results/<family> [--commit SHA]
 
-Run it after ``python -m maml_hydra.evaluate SWEEP_DIR``, or on a finished Optuna search
+Run it after ``python -m maml_hydra.evaluate SWEEP_DIR``; or with ``--runs RUN_DIR...``, from each
+run's own final evaluation (its ``eval_results.json``: its own held-out tasks and step sizes, as
+the paper presets evaluate every variant at its own), optionally with ``--suffix`` for a second
+evaluation of the same variant and seed; or on a finished Optuna search
 (``-m hydra/sweeper=optuna``; its sweep directory holds ``optimization_results.yaml``): then one
 ``trial<n>.json`` per trial, from the trial's own held-out evaluation (its ``eval_results.json``,
 at the step sizes that ran), with the searched parameters and the objective, and the search's
@@ -95,6 +98,49 @@ def export(sweep: Path, out: Path, commit: str) -> list[Path]:
     return written
 
 
+def export_runs(runs: list[Path], out: Path, commit: str, suffix: str = "") -> list[Path]:
+    """One record per run from its own final evaluation (``eval_results.json``, written at the
+    end of training at the run's own eval settings and step sizes)."""
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for run in runs:
+        summary_path = run / "eval_results.json"
+        if not summary_path.is_file():
+            raise SystemExit(f"error: {summary_path}: missing; the run did not finish")
+        try:
+            state = load_checkpoint(run / "checkpoints" / "last.pt")
+        except CheckpointError as err:
+            raise SystemExit(f"error: {err}") from None
+        summary = json.loads(summary_path.read_text())
+        config = OmegaConf.create(state["config"])
+        seconds, curve = training_log(run)
+        evaluation = OmegaConf.to_container(config.eval, resolve=True)
+        lrs = summary.get("eval_lrs") or evaluation["lrs"]
+        records.append(
+            {
+                "family": config.env.name,
+                "variant": config.baseline.name,
+                "seed": config.seed,
+                "commit": state.get("commit") or commit,
+                "commits": state.get("commits") or [state.get("commit") or commit],
+                "config": OmegaConf.to_yaml(config),
+                "iterations": summary["iteration"],
+                "env_steps": summary["env_steps"],
+                "train_wall_s": round(seconds, 1),
+                "eval": {**evaluation, "lrs": lrs},
+                "tasks": evaluation["tasks"],
+                "returns": summary["return_per_task"],  # [gradient steps + 1][tasks]
+                "curve": curve,
+            }
+        )
+    written = []
+    for record in records:  # nothing is written unless every run could be read
+        path = out / f"{record['variant']}_seed{record['seed']}{suffix}.json"
+        path.write_text(json.dumps(record, indent=1) + "\n")
+        written.append(path)
+    return written
+
+
 def searched_value(config, key: str):
     """A searched key's value in the config that ran; a config group's (algorithm=ppo) name."""
     chosen = OmegaConf.select(config, key)
@@ -149,9 +195,18 @@ def main() -> None:
     parser.add_argument(
         "sweep",
         type=Path,
+        nargs="?",
         help="a run or sweep directory with eval/results.json, or a finished Optuna search",
     )
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="run directories exported from their own eval_results.json (then no SWEEP)",
+    )
+    parser.add_argument("--suffix", default="", help="with --runs: appended to each file's name")
     parser.add_argument(
         "--commit",
         default=None,
@@ -164,6 +219,14 @@ def main() -> None:
             ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
         ).stdout.strip()
     )
+    if args.runs is not None:
+        if args.sweep is not None:
+            parser.error("give either SWEEP or --runs")
+        for path in export_runs(args.runs, args.out, commit, args.suffix):
+            print(path)
+        return
+    if args.sweep is None:
+        parser.error("give SWEEP or --runs")
     search = (args.sweep / "optimization_results.yaml").is_file()
     for path in (export_search if search else export)(args.sweep, args.out, commit):
         print(path)

@@ -4,6 +4,7 @@
     .venv/bin/python scripts/results_table.py docs/results/<family> [--plot PNG]
     .venv/bin/python scripts/results_table.py --bars docs/results/<family> [docs/results/...]
     .venv/bin/python scripts/results_table.py --search docs/results/search/<family>
+    .venv/bin/python scripts/results_table.py --paper docs/results/paper/<family> [...]
 
 Prints, as Markdown: the held-out return per variant after 0..K gradient steps (mean ± standard
 error over every (seed, task) pair), the paired comparisons the locomotion results are judged by
@@ -14,6 +15,11 @@ each paired over the same held-out tasks and seeds), and the runs' budgets.
 every folder given, each bar of the locomotion results checked. A baseline evaluated at several
 step sizes (folders of the same family with other ``eval.lrs``) is compared at its best one:
 the step size whose one-step mean over MAML's seeds is the highest.
+
+``--paper``: a family on the paper's scale (runs on ``env.dynamics=rllab`` only): every
+variant's held-out return after 0..3 steps, mean ± standard error over seeds, beside the paper's
+own numbers; MAML's one-step bar against the paper's within 2 combined standard errors; and the
+share of the pretrained-to-oracle gap that MAML closes after one step, paired per seed.
 
 ``--search``: the trials of an exported Optuna search (``trial<n>.json``), best objective first,
 with the searched parameters, the held-out return before and after adaptation and each trial's
@@ -35,8 +41,54 @@ sys.path.insert(0, str(ROOT))
 
 from maml_hydra.report import ordered, plot, plot_curves, summarize_variants  # noqa: E402
 
-# The MAML paper's own numbers, where it has them (Table 5).
-PAPER = {"halfcheetah_dir": [-50.69, 293.19, 313.48, 315.65]}
+# The MAML paper's own result numbers (its code's icml/icml_<family>_results_<variant>.pkl; field
+# notes section 9): mean over its 40 goals after 0..3 steps, and the standard error over those
+# goals after one step. They are of the paper's problem (env.dynamics=rllab) and are compared
+# with runs on that problem only.
+PAPER = {
+    "halfcheetah_dir": {
+        "maml": ([-50.69, 293.19, 313.48, 315.65], 8.7),
+        "pretrained": ([-43.03, -24.75, -12.85, 19.57], 4.8),
+        "random": ([-35.73, 21.83, 62.32, 86.18], 1.5),
+        "oracle": ([442.69], None),
+    },
+    "halfcheetah_vel": {
+        "maml": ([-129.53, -78.57, -66.62, -60.78], 5.0),
+        "pretrained": ([-158.00, -135.39, -128.47, -133.61], 7.7),
+        "random": ([-254.83, -254.33, -246.79, -230.83], 17.7),
+        "oracle": ([-54.47], None),
+    },
+    "ant": {
+        "maml": ([30.58, 96.74, 100.06, 101.41], 10.6),
+        "pretrained": ([-1.83, 6.11, 8.47, 9.47], 17.5),
+        "random": ([-78.64, -62.81, -48.55, -35.56], 17.7),
+        "oracle": ([107.89], None),
+    },
+    "ant_dir": {  # MAML trained at half the paper's batch: its maml_batch20 result
+        "maml": ([12.91, 434.36, 425.63, 411.75], None),
+        "pretrained": ([3.16, 1.27, 6.51, 6.86], 6.9),
+        "random": ([3.11, 9.25, 15.96, 26.11], 2.2),
+        "oracle": ([524.80], None),
+    },
+}
+# The s.e. of the paper's maml_batch20 Ant-direction result is not in section 9: that of its
+# full-batch MAML (16.4) stands in for it.
+PAPER_SE_STAND_IN = {"ant_dir": 16.4}
+GAP_SHARE = {"halfcheetah_dir": 0.68, "halfcheetah_vel": 0.70, "ant": 0.89, "ant_dir": 0.95}
+# Student t quantiles (two-sided 95%) by degrees of freedom, for intervals over a few seeds.
+T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
+
+
+def over_seeds(values: dict[int, float]) -> tuple[float, float | None, int]:
+    """mean and standard error over seeds (None with one seed), and the number of seeds: the
+    seed is the unit; tasks within a seed are not independent samples."""
+    v = torch.tensor(list(values.values()), dtype=torch.float64)
+    se = (v.std() / len(v) ** 0.5).item() if len(v) > 1 else None
+    return v.mean().item(), se, len(v)
+
+
+def fmt(mean: float, se: float | None) -> str:
+    return f"{mean:.2f} ± {se:.2f}" if se is not None else f"{mean:.2f} (1 seed)"
 
 
 def load(folder: Path) -> list[dict]:
@@ -155,6 +207,101 @@ def bar_row(name: str, family: str, mamls: list[dict], records: list[dict]) -> N
     )
 
 
+def rllab(record: dict) -> bool:
+    """Whether a result ran on the paper's problem (a config without the key: gymnasium)."""
+    return OmegaConf.create(record["config"]).env.get("dynamics", "gymnasium") == "rllab"
+
+
+def step_means(records: list[dict], variant: str) -> dict[tuple, dict[int, list[float]]]:
+    """lrs -> seed -> the mean over tasks after each step, for a variant's records."""
+    groups: dict[tuple, dict[int, list[float]]] = {}
+    for r in records:
+        if r["variant"] == variant:
+            means = torch.tensor(r["returns"], dtype=torch.float64).mean(1).tolist()
+            groups.setdefault(tuple(r["eval"]["lrs"]), {})[r["seed"]] = means
+    return groups
+
+
+def best_group(groups: dict[tuple, dict[int, list[float]]]) -> tuple[tuple, dict[int, list]]:
+    """The step sizes whose one-step mean over seeds is the highest (the paper's random init:
+    the better of two first steps); a variant that is not adapted has one group."""
+    if not groups:
+        return (), {}
+
+    def one_step_mean(lrs):
+        return sum(m[min(1, len(m) - 1)] for m in groups[lrs].values()) / len(groups[lrs])
+
+    lrs = max(groups, key=one_step_mean)
+    return lrs, groups[lrs]
+
+
+def paper_table(folder: Path) -> None:
+    """One family on the paper's scale: every variant after 0..3 steps, mean ± s.e. over seeds,
+    beside the paper's own numbers; the bars; the share of the pretrained-to-oracle gap MAML
+    closes after one step, per seed, with a 95% interval over seeds."""
+    records = load(folder)
+    family = records[0]["family"]
+    other = [r for r in records if not rllab(r)]
+    records = [r for r in records if rllab(r)]
+    print(f"### {family} on the paper's problem (env.dynamics=rllab), {folder}\n")
+    if other:
+        print(
+            f"{len(other)} result file(s) of gymnasium dynamics left out: the paper's numbers "
+            "are of another problem.\n"
+        )
+    if not records:
+        return
+    paper = PAPER.get(family, {})
+    print("| variant | seeds | step sizes | 0 steps | 1 step | 2 steps | 3 steps | paper |")
+    print("|---|---|---|---|---|---|---|---|")
+    chosen = {}
+    variants = ordered({r["variant"] for r in records})
+    for variant in variants:
+        lrs, by = best_group(step_means(records, variant))
+        chosen[variant] = by
+        steps = min(len(m) for m in by.values())
+        cells = []
+        for k in range(4):
+            if k < steps:
+                cells.append(fmt(*over_seeds({s: m[k] for s, m in by.items()})[:2]))
+            else:
+                cells.append("-")
+        theirs = paper.get(variant.split("_")[0])
+        ref = " / ".join(f"{v:.2f}" for v in theirs[0]) if theirs else "-"
+        label = f"{lrs[0]:g} then {lrs[-1]:g}" if steps > 1 else "not adapted"
+        print(f"| {variant} | {len(by)} | {label} | " + " | ".join(cells) + f" | {ref} |")
+    maml, pre, oracle = (chosen.get(v, {}) for v in ("maml", "pretrained", "oracle"))
+    if not maml or "maml" not in paper:
+        return
+    mean, se, n = over_seeds({s: m[1] for s, m in maml.items()})
+    ref, ref_se = paper["maml"][0][1], paper["maml"][1] or PAPER_SE_STAND_IN.get(family)
+    combined = ((se or 0.0) ** 2 + ref_se**2) ** 0.5
+    holds = mean - ref >= -2 * combined
+    note = "" if se is not None else " (one seed: its s.e. over seeds is unknown and taken as 0)"
+    print(
+        f"\n- MAML after one step: {fmt(mean, se)} against the paper's {ref:.2f} (s.e. "
+        f"{ref_se:g}): difference {mean - ref:+.2f}, bar -2 x {combined:.2f} = "
+        f"{-2 * combined:.2f}{note}: {'holds' if holds else 'FAILS'}"
+    )
+    seeds = sorted(set(maml) & set(pre) & set(oracle))
+    if not seeds:
+        print("- gap share: no seed has MAML, pretrained and oracle")
+        return
+    shares = {s: (maml[s][1] - pre[s][1]) / (oracle[s][0] - pre[s][1]) for s in seeds}
+    share, share_se, n = over_seeds(shares)
+    interval = (
+        f", 95% interval {share - T95[n - 1] * share_se:.2f} to {share + T95[n - 1] * share_se:.2f}"
+        if share_se is not None and n - 1 in T95
+        else ""
+    )
+    want = GAP_SHARE[family] - 0.1
+    print(
+        f"- share of the pretrained-to-oracle gap MAML closes after one step, paired per seed "
+        f"(seeds {seeds}): {fmt(share, share_se)}{interval}; the paper's {GAP_SHARE[family]:.2f}, "
+        f"bar {want:.2f}: {'holds' if share >= want else 'FAILS'}"
+    )
+
+
 def search(folder: Path) -> None:
     """The trials of one exported search, best first, and the objective per categorical value."""
     trials = [r for r in load(folder) if "objective" in r]
@@ -203,6 +350,11 @@ def main() -> None:
     parser.add_argument(
         "--search", action="store_true", help="the trials of an exported Optuna search"
     )
+    parser.add_argument(
+        "--paper",
+        action="store_true",
+        help="each folder's family on the paper's scale: runs of env.dynamics=rllab only",
+    )
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument(
         "--curves", type=Path, default=None, help="plot learning curves against env steps"
@@ -214,6 +366,10 @@ def main() -> None:
     if args.search:
         for folder in args.folder:
             search(folder)
+        return
+    if args.paper:
+        for folder in args.folder:
+            paper_table(folder)
         return
     if len(args.folder) > 1:
         parser.error("one folder, or --bars with several")

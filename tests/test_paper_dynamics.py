@@ -155,8 +155,10 @@ def test_the_compiled_models_are_the_papers():
     euler, rk4 = mujoco.mjtIntegrator.mjINT_EULER, mujoco.mjtIntegrator.mjINT_RK4
     assert (cheetah.opt.timestep, cheetah.opt.integrator) == (0.01, euler)
     assert (ant.opt.timestep, ant.opt.integrator) == (0.02, rk4)
-    assert np.allclose(ant.actuator_gear[:, 0], 1) and np.allclose(ant.actuator_ctrlrange, 150 * np.array([-1, 1]))
-    assert np.allclose(ant.geom_solref, [0.02, 1]) and np.allclose(ant.geom_solimp[:, :3], [0.8, 0.8, 0.01])
+    assert np.allclose(ant.actuator_gear[:, 0], 1)
+    assert np.allclose(ant.actuator_ctrlrange, [-150, 150])
+    assert np.allclose(ant.geom_solref, [0.02, 1])
+    assert np.allclose(ant.geom_solimp[:, :3], [0.8, 0.8, 0.01])
     for name in FAMILIES:
         env = rllab_env(name)
         assert env.cfg.frame_skip == 1 and env.dt == env.model.opt.timestep
@@ -222,3 +224,104 @@ def test_rllab_dynamics_refuse_a_gymnasium_reset_scale_and_warp_in_one_line():
         make_config(["env=ant", "env.dynamics=rllab", "env.reset_noise=0.1"])
     with pytest.raises(ConfigError, match=r"env.physics='warp' is not allowed: env.dynamics=rllab"):
         make_config(["env=halfcheetah_dir", "env.dynamics=rllab", "env.physics=warp"])
+
+
+PRESETS = {  # family: (goal range, direction, iterations of maml / pretrained / oracle)
+    "halfcheetah_dir": (2.0, True, (100, 1000, 1000)),
+    "halfcheetah_vel": (2.0, False, (475, 475, 975)),
+    "ant": (3.0, False, (375, 575, 550)),
+    "ant_dir": (3.0, True, (575, 1000, 1975)),
+}
+
+
+@pytest.mark.parametrize("family", list(PRESETS))
+def test_paper_presets_hold_the_papers_settings_and_goals(family):
+    high, direction, iterations = PRESETS[family]
+    np.random.seed(1)  # the paper's evaluation scripts
+    goals = np.random.uniform(0.0, high, size=(40,))
+    want = np.where(goals < high / 2, -1.0, 1.0) if direction else goals
+    for baseline, its in zip(("maml", "pretrained", "oracle"), iterations, strict=True):
+        cfg = make_config([f"experiment=paper_{family}", f"baseline={baseline}"], tiny=False)
+        assert cfg.env.dynamics == "rllab" and cfg.env.frame_skip == 1
+        assert not cfg.env.normalize_obs and cfg.policy.init == "xavier"
+        assert cfg.policy.init_log_std == 0 and cfg.train.gae_lambda == 1.0
+        assert cfg.train.iterations == its
+        assert np.allclose(np.asarray(cfg.eval.tasks)[:, 0], want, rtol=0, atol=1e-12)
+        steps = 0 if baseline == "oracle" else 3  # the oracle is not adapted
+        settings = (cfg.eval.num_tasks, cfg.eval.episodes_per_task, cfg.eval.num_steps)
+        assert settings == (40, 20, steps)
+        if baseline == "maml":
+            kl = 0.02 if family == "halfcheetah_dir" else 0.01
+            assert (cfg.train.meta_batch_size, cfg.algorithm.max_kl, cfg.inner.lr) == (40, kl, 0.1)
+            assert cfg.eval.lrs == [0.1, 0.05]
+        else:  # plain TRPO on 100 episodes per iteration
+            assert cfg.train.meta_batch_size * cfg.train.episodes_per_task == 100
+            assert cfg.algorithm.max_kl == 0.01 and cfg.inner.num_steps == 0
+        if baseline == "pretrained":
+            assert cfg.eval.lrs == [0.2, 0.1]
+
+
+def test_a_paper_preset_trains_and_evaluates_on_the_ant_with_its_terminations(tmp_path):
+    from maml_hydra.experiment import Experiment
+
+    shrink = ["env.horizon=20", "train.meta_batch_size=2", "train.episodes_per_task=2"]
+    shrink += ["train.iterations=1", "eval.num_tasks=40", "eval.episodes_per_task=2"]
+    cfg = make_config(["experiment=paper_ant", *shrink, "eval.num_steps=1"])
+    exp = Experiment(cfg, tmp_path)
+    summary = exp.train()
+    assert exp.env.observation_dim == 125 and exp.plan.pooled  # the paper's sequential sampler
+    assert np.isfinite(summary["return_mean"]).all() and len(summary["return_mean"]) == 2
+
+
+def test_paper_results_export_from_each_runs_own_evaluation_and_table_on_the_papers_scale(
+    tmp_path,
+):
+    """Tiny real runs of a preset, each variant evaluated at its own step sizes, exported from
+    their own eval_results.json and tabled on the paper's scale; a gymnasium-dynamics result
+    in the same folder is left out of the comparison."""
+    import json
+    import subprocess
+    import sys
+
+    from maml_hydra.experiment import Experiment
+    from tests.conftest import ROOT
+
+    shrink = ["env.horizon=10", "train.meta_batch_size=2", "train.episodes_per_task=2"]
+    shrink += ["eval.episodes_per_task=2", "policy.hidden_sizes=[16,16]"]
+    runs = []
+    for seed in (0, 1):
+        for baseline in ("maml", "pretrained", "oracle", "random"):
+            extra = ["eval.lrs=[1.0,0.5]"] if baseline == "random" else []
+            over = [f"baseline={baseline}", f"seed={seed}", *extra, "train.iterations=1"]
+            if baseline == "random":
+                over.remove("train.iterations=1")
+            if baseline in ("pretrained", "oracle"):  # 100 episodes per iteration: shrink too
+                over += ["train.meta_batch_size=2", "train.episodes_per_task=2"]
+            cfg = make_config(["experiment=paper_halfcheetah_dir", *shrink, *over], tiny=False)
+            run = tmp_path / "runs" / f"{baseline}_{seed}"
+            Experiment(cfg, run).train()
+            runs.append(run)
+    out = tmp_path / "paper"
+    script = [sys.executable, str(ROOT / "scripts" / "export_results.py")]
+    done = subprocess.run([*script, "--runs", *map(str, runs), "--out", str(out)], text=True)
+    assert done.returncode == 0
+    record = json.loads((out / "pretrained_seed1.json").read_text())
+    assert record["eval"]["lrs"] == [0.2, 0.1, 0.1] and len(record["returns"]) == 4  # as run
+    assert record["commits"] and record["env_steps"] > 0
+    assert json.loads((out / "random_seed0.json").read_text())["eval"]["lrs"] == [1.0, 0.5, 0.5]
+    assert len(json.loads((out / "oracle_seed0.json").read_text())["returns"]) == 1
+    gym = json.loads((ROOT / "docs/results/halfcheetah_dir/maml_seed0.json").read_text())
+    (out / "maml_seed7.json").write_text(json.dumps(gym))  # gymnasium dynamics: left out
+
+    table = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "results_table.py"), "--paper", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert table.returncode == 0, table.stderr
+    text = table.stdout
+    assert "1 result file(s) of gymnasium dynamics left out" in text
+    assert "| maml | 2 | 0.1 then 0.05 |" in text and "| oracle | 2 | not adapted |" in text
+    assert "| pretrained | 2 | 0.2 then 0.1 |" in text and "-50.69 / 293.19" in text
+    assert "against the paper's 293.19 (s.e. 8.7)" in text
+    assert "paired per seed (seeds [0, 1])" in text and "95% interval" in text

@@ -120,7 +120,8 @@ class MujocoLocomotion(TaskFamily):
         else:
             self.model = load_model(self.xml_file)
         nq, nv = self.model.nq, self.model.nv
-        if (nq - self.skipped_qpos + nv, self.model.nu) != (self.gymnasium_obs_dim, self.action_dim):
+        sizes = (nq - self.skipped_qpos + nv, self.model.nu)
+        if sizes != (self.gymnasium_obs_dim, self.action_dim):
             raise RuntimeError(f"{self.xml_file}: the model's sizes differ from the class's")
         self.dt = self.model.opt.timestep * cfg.frame_skip
         if Physics(cfg.physics) is Physics.warp:
