@@ -1,7 +1,7 @@
 """The evaluation report over runs (``python -m maml_hydra.evaluate <run or sweep dir>``).
 
 Every run is adapted on the same held-out tasks; ``<dir>/eval/`` gets ``results.json`` (every
-number, per task), ``summary.md`` (mean ± standard error over tasks and seeds), ``adaptation.png``
+number, per task), ``summary.md`` (mean ± standard error over seeds), ``adaptation.png``
 and TensorBoard scalars ``eval/return_step_k``. Returns are sums of rewards per episode.
 """
 
@@ -89,7 +89,9 @@ def evaluate_run(cfg: Config, state: dict | None, run_dir: Path, eval_cfg, devic
 
 
 def summarize_variants(results: dict) -> dict:
-    """Per variant and step: mean and standard error over every (seed, task) pair."""
+    """Per variant and step: the mean over seeds of each seed's mean over its tasks, and its
+    standard error over seeds (``over``: "seeds"); with one seed the standard error over its
+    tasks (``over``: "tasks"). Tasks within a seed are not independent samples."""
     by_variant: dict[str, list[torch.Tensor]] = {}
     for entry in results["runs"].values():
         by_variant.setdefault(entry["variant"], []).append(torch.tensor(entry["returns"]))
@@ -98,12 +100,16 @@ def summarize_variants(results: dict) -> dict:
         steps = max(r.shape[0] for r in per_run)
         rows = []
         for k in range(steps):
-            pooled = torch.cat([r[k] for r in per_run if r.shape[0] > k])
-            stderr = (
-                pooled.std() / pooled.numel() ** 0.5 if pooled.numel() > 1 else torch.tensor(0.0)
-            )
+            runs = [r[k].double() for r in per_run if r.shape[0] > k]
+            if len(runs) > 1:
+                means = torch.stack([r.mean() for r in runs])
+                stderr, over = means.std() / len(runs) ** 0.5, "seeds"
+            else:
+                means, over = runs[0], "tasks"
+                count = means.numel()
+                stderr = means.std() / count**0.5 if count > 1 else torch.zeros(())
             rows.append(
-                {"mean": pooled.mean().item(), "stderr": stderr.item(), "n": pooled.numel()}
+                {"mean": means.mean().item(), "stderr": stderr.item(), "n": len(runs), "over": over}
             )
         summary[variant] = {"steps": rows, "seeds": len(per_run)}
     return summary
@@ -128,9 +134,10 @@ def write_markdown(
     lines = [
         f"# Adaptation on held-out tasks: {env}",
         "",
-        f"Average return (sum of rewards per episode), mean ± standard error over "
-        f"{settings['num_tasks']} held-out tasks x seeds; {per_step} per step, step sizes "
-        f"{settings['lrs']}. The oracle is evaluated without gradient steps.",
+        f"Average return (sum of rewards per episode) on {settings['num_tasks']} held-out tasks: "
+        "the mean over seeds of each seed's mean, ± its standard error over seeds (over tasks "
+        f"for a variant of one seed); {per_step} per step, step sizes {settings['lrs']}. The "
+        "oracle is evaluated without gradient steps.",
         "",
         "| variant | seeds | " + " | ".join(f"{k} steps" for k in range(steps)) + " |",
         "|---|---|" + "---|" * steps,
@@ -143,8 +150,8 @@ def write_markdown(
 
 
 def plot(path: Path, summary: dict, env: str, num_tasks: int) -> None:
-    """Return against gradient steps per variant; the band is one standard error over every
-    (seed, task) pair, which the figure says with the counts."""
+    """Return against gradient steps per variant; the band is one standard error over seeds
+    (over tasks for a variant of one seed), which the figure says with the counts."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     steps = max(len(s["steps"]) for s in summary.values())
     for variant in ordered(summary):
@@ -165,7 +172,7 @@ def plot(path: Path, summary: dict, env: str, num_tasks: int) -> None:
     seeds_text = "/".join(str(n) for n in seeds) + (" seed" if seeds == [1] else " seeds")
     title = (
         f"Adaptation on held-out tasks: {env}\n"
-        f"mean, band ± 1 s.e. over {num_tasks} tasks x {seeds_text}"
+        f"mean, band ± 1 s.e. over {seeds_text} (over {num_tasks} tasks where 1 seed)"
     )
     _save(fig, ax, path, title)
 

@@ -7,9 +7,10 @@
     .venv/bin/python scripts/results_table.py --paper docs/results/paper/<family> [...]
 
 Prints, as Markdown: the held-out return per variant after 0..K gradient steps (mean ± standard
-error over every (seed, task) pair), the paired comparisons the locomotion results are judged by
-(MAML after one step against pretrained and random after one step, and MAML's own one-step gain,
-each paired over the same held-out tasks and seeds), and the runs' budgets.
+error over seeds, or over tasks where one seed), the paired comparisons the locomotion results
+are judged by (MAML after one step against pretrained and random after one step, and MAML's
+own one-step gain, each paired over the same held-out tasks and seeds, its standard error over
+seeds, or over tasks where there is one seed), and the runs' budgets.
 
 ``--bars``: one row per family (per folder and algorithm of its MAML runs, where several) over
 every folder given, each bar of the locomotion results checked. A baseline evaluated at several
@@ -98,16 +99,22 @@ def load(folder: Path) -> list[dict]:
     return [json.loads(f.read_text()) for f in files]
 
 
-def paired_stats(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float, int]:
-    """mean and standard error of a - b over pairs, and the number of pairs."""
-    diff = a - b
-    return diff.mean().item(), (diff.std() / diff.numel() ** 0.5).item(), diff.numel()
+def paired_stats(a: torch.Tensor, b: torch.Tensor, seeds: int = 1) -> tuple[float, float, str]:
+    """mean and standard error of a - b, and what the error is over. ``a`` and ``b`` hold
+    ``seeds`` equal blocks of tasks, seed after seed: with several seeds the unit is the seed
+    (its mean difference over the tasks; tasks within a seed are not independent samples),
+    with one the task."""
+    diff = (a - b).reshape(seeds, -1).double()
+    if seeds > 1:
+        per_seed = diff.mean(1)
+        return per_seed.mean().item(), (per_seed.std() / seeds**0.5).item(), f"{seeds} seeds"
+    return diff.mean().item(), (diff.std() / diff.numel() ** 0.5).item(), f"{diff.numel()} tasks"
 
 
-def paired(a: torch.Tensor, b: torch.Tensor) -> str:
-    """mean ± s.e. of a - b over pairs, and the ratio of the mean to its s.e."""
-    mean, se, n = paired_stats(a, b)
-    return f"{mean:+.2f} ± {se:.2f} ({mean / se:.1f} s.e., n = {n})"
+def paired(a: torch.Tensor, b: torch.Tensor, seeds: int = 1) -> str:
+    """mean ± s.e. of a - b, paired per seed (per task with one seed), and mean / s.e."""
+    mean, se, unit = paired_stats(a, b, seeds)
+    return f"{mean:+.2f} ± {se:.2f} ({mean / se:.1f} s.e., n = {unit})"
 
 
 def by_seed(records: list[dict]) -> dict[int, torch.Tensor]:
@@ -124,8 +131,8 @@ def one_step(records: list[dict], variant: str) -> dict[int, torch.Tensor]:
 BAR_SE = 2.0
 
 
-def bar_cell(a: torch.Tensor, b: torch.Tensor, note: str = "") -> tuple[str, bool]:
-    mean, se, n = paired_stats(a, b)
+def bar_cell(a: torch.Tensor, b: torch.Tensor, seeds: int, note: str = "") -> tuple[str, bool]:
+    mean, se, _ = paired_stats(a, b, seeds)
     holds = mean > BAR_SE * se
     return f"{mean:+.2f} ± {se:.2f} ({mean / se:.1f} s.e.{note}) {'yes' if holds else 'NO'}", holds
 
@@ -176,7 +183,7 @@ def bar_row(name: str, family: str, mamls: list[dict], records: list[dict]) -> N
     seeds = sorted(maml)
     after = torch.cat([maml[s][1] for s in seeds])
     before = torch.cat([maml[s][0] for s in seeds])
-    gain, ok = bar_cell(after, before)
+    gain, ok = bar_cell(after, before, len(seeds))
     cells, holds = [gain], [ok]
     for other in ("pretrained", "random"):
         label, theirs = best_step_size(records, other, seeds)
@@ -184,21 +191,23 @@ def bar_row(name: str, family: str, mamls: list[dict], records: list[dict]) -> N
             cells.append(f"no {other} run for seeds {seeds}")
             holds.append(False)
             continue
-        cell, ok = bar_cell(after, torch.cat([theirs[s][1] for s in seeds]), label)
+        cell, ok = bar_cell(after, torch.cat([theirs[s][1] for s in seeds]), len(seeds), label)
         cells.append(cell)
         holds.append(ok)
     steps = min(m.shape[0] for m in maml.values())
     means = [torch.cat([maml[s][k] for s in seeds]).mean().item() for k in range(steps)]
-    if family in PAPER:  # Table 5: at least the paper's return after 1 step, 2-3 steps
-        paper = PAPER[family][:steps]
-        ok = steps == len(PAPER[family]) and means[1] >= paper[1] and min(means[2:]) >= paper[2]
+    if family in PAPER and all(rllab(r) for r in mamls):
+        # the paper's problem: at least the paper's return after 1 step, and after 2-3 steps
+        full = PAPER[family]["maml"][0]
+        paper = full[:steps]
+        ok = steps == len(full) and means[1] >= paper[1] and min(means[2:]) >= paper[2]
         cells.append(
             f"{' / '.join(f'{m:.0f}' for m in means[1:])} against "
             f"{' / '.join(f'{p:.0f}' for p in paper[1:])} {'yes' if ok else 'NO'}"
         )
         holds.append(ok)
-    else:
-        cells.append("-")
+    else:  # gymnasium dynamics: the paper's numbers are of another problem
+        cells.append("- (gymnasium dynamics)" if family in PAPER else "-")
     tasks = after.numel() // len(seeds)
     print(
         f"| {name} | {len(seeds)} x {tasks} | {means[0]:.2f} / {means[1]:.2f} | "
@@ -379,15 +388,19 @@ def main() -> None:
     summary = summarize_variants(results)
     steps = max(len(s["steps"]) for s in summary.values())
     num_tasks = len(records[0]["tasks"])
-    print(f"### {family}: held-out return, mean ± s.e. over {num_tasks} tasks x seeds\n")
+    print(
+        f"### {family}: held-out return on {num_tasks} tasks, mean ± s.e. over seeds (over "
+        "tasks where one seed)\n"
+    )
     print("| variant | seeds | " + " | ".join(f"{k} steps" for k in range(steps)) + " |")
     print("|---|---|" + "---|" * steps)
     for variant in ordered(summary):
         rows = summary[variant]["steps"]
         cells = [f"{r['mean']:.2f} ± {r['stderr']:.2f}" for r in rows] + ["-"] * (steps - len(rows))
         print(f"| {variant} | {summary[variant]['seeds']} | " + " | ".join(cells) + " |")
-    if family in PAPER:
-        print("| MAML paper | | " + " | ".join(f"{v:.2f}" for v in PAPER[family][:steps]) + " |")
+    if family in PAPER and all(rllab(r) for r in records):
+        paper = PAPER[family]["maml"][0][:steps]
+        print("| MAML paper | | " + " | ".join(f"{v:.2f}" for v in paper) + " |")
 
     print("\nPaired over the same held-out tasks and seeds (MAML's seeds):\n")
     variants = ordered(summary)
@@ -397,14 +410,16 @@ def main() -> None:
         mine = one_step(records, variant)
         label = "MAML" if variant == "maml" else variant
         gain = torch.cat([r[1] for r in mine.values()]), torch.cat([r[0] for r in mine.values()])
-        print(f"- {label} after 1 step minus {label} at 0 steps: {paired(*gain)}")
+        print(f"- {label} after 1 step minus {label} at 0 steps: {paired(*gain, len(mine))}")
         for other in [*others, *mamls[i + 1 :]]:
             theirs = one_step(records, other)
             seeds = sorted(set(mine) & set(theirs))
             if seeds and all(theirs[s].shape[0] > 1 for s in seeds):
                 a = torch.cat([mine[s][1] for s in seeds])
                 b = torch.cat([theirs[s][1] for s in seeds])
-                print(f"- {label} after 1 step minus {other} after 1 step: {paired(a, b)}")
+                print(
+                    f"- {label} after 1 step minus {other} after 1 step: {paired(a, b, len(seeds))}"
+                )
     print("\n| run | iterations | env steps | training wall time | commit |")
     print("|---|---|---|---|---|")
     for r in sorted(records, key=lambda r: (ordered([r["variant"]]), r["variant"], r["seed"])):
