@@ -656,6 +656,11 @@ class EvaluateConfig:
     dir: str = MISSING  # a run directory or a sweep directory holding runs
     eval: EvalConfig = field(default_factory=EvalConfig)  # held-out tasks and adaptation steps
     include_random: bool = True  # add a random-init variant from the MAML runs' seeds if absent
+    # Evaluate each run at its own checkpointed eval settings (held-out tasks, episodes, steps,
+    # step sizes) instead of ``eval``: the paper presets evaluate each variant at its own step
+    # sizes. Then no random variant is made from MAML runs (random runs bring their own step
+    # sizes), and a variant run at several step sizes for one seed is told apart by its first.
+    own_settings: bool = False
     # Modules whose task families a run's checkpoint may name (``env._target_``), besides the
     # package's own: a checkpoint from elsewhere makes the report import nothing else.
     modules: list[str] = field(default_factory=list)

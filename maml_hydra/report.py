@@ -218,7 +218,7 @@ def make_report(cfg: EvaluateConfig) -> dict:
     runs = find_runs(root)
     out = root / "eval"  # made by the first write, once a run has been evaluated
     results_path = out / "results.json"
-    settings = asdict(cfg.eval)
+    settings = {"own_settings": True} if cfg.own_settings else asdict(cfg.eval)
     results = {"settings": settings, "runs": {}}
     if results_path.is_file():  # keep what an earlier report evaluated with the same settings
         try:
@@ -259,14 +259,26 @@ def make_report(cfg: EvaluateConfig) -> dict:
         if by_algorithm and variant != "random":
             variant = f"{variant}_{run_cfg.algorithm.name}"
         jobs.append((name, run, run_cfg, state, variant))
-    if cfg.include_random and not any(j[4] == "random" for j in jobs):
+    if cfg.own_settings:  # one variant and seed at several step sizes: told apart by the first
+        seen = [(j[4], j[2].seed) for j in jobs]
+        jobs = [
+            (n, r, c, s, f"{v}_lr{c.eval.lrs[0]:g}" if seen.count((v, c.seed)) > 1 else v)
+            for n, r, c, s, v in jobs
+        ]
+    if cfg.include_random and not cfg.own_settings and not any(j[4] == "random" for j in jobs):
         for _, run, run_cfg, _, _ in list(jobs):
             random = f"random_seed{run_cfg.seed}"
             if run_cfg.baseline.name == "maml" and random not in {j[0] for j in jobs}:
                 jobs.append((random, run, run_cfg, None, "random"))
 
+    def run_eval(run_cfg):
+        return run_cfg.eval if cfg.own_settings else cfg.eval
+
     bar = tqdm(
-        total=len(jobs) * cfg.eval.num_tasks, unit="task", desc="evaluate", disable=not cfg.progress
+        total=sum(run_eval(j[2]).num_tasks for j in jobs),
+        unit="task",
+        desc="evaluate",
+        disable=not cfg.progress,
     )
     try:
         for name, run, run_cfg, state, variant in jobs:
@@ -278,7 +290,7 @@ def make_report(cfg: EvaluateConfig) -> dict:
                 if run != root:
                     own = _own_entry(run, run.name if state else name, settings, iteration)
                 if own is None:
-                    own = evaluate_run(run_cfg, state, run, cfg.eval, cfg.device)
+                    own = evaluate_run(run_cfg, state, run, run_eval(run_cfg), cfg.device)
                 results["runs"][name] = own
             # named from the runs there now: a reused entry of a TRPO run becomes maml_trpo
             # once a PPO run joins the folder
@@ -291,19 +303,23 @@ def make_report(cfg: EvaluateConfig) -> dict:
             with SummaryWriter(log_dir=str(out / "tensorboard" / name)) as writer:
                 for k, value in enumerate(returns):
                     writer.add_scalar(f"eval/return_step_{k}", value, iteration)
-            bar.update(cfg.eval.num_tasks)
+            bar.update(run_eval(run_cfg).num_tasks)
     finally:
         bar.close()
 
     results["summary"] = summarize_variants(results)
     _write_json(results_path, results)
-    episodes = cfg.eval.episodes_per_task
-    per_step = {
-        SamplingPlan.of(c.train.sampling, episodes, c.env.horizon, False).describe(episodes)
-        for c, _ in configs.values()
-    }
-    write_markdown(out / "summary.md", results["summary"], settings, env, per_step)
-    plot(out / "adaptation.png", results["summary"], env, cfg.eval.num_tasks)
+    per_step = set()
+    for c, _ in configs.values():
+        episodes = run_eval(c).episodes_per_task
+        plan = SamplingPlan.of(c.train.sampling, episodes, c.env.horizon, False)
+        per_step.add(plan.describe(episodes))
+    shown = asdict(cfg.eval)
+    if cfg.own_settings:  # what the table's header names: the runs' own
+        first = run_eval(next(iter(configs.values()))[0])
+        shown = {**asdict(first), "lrs": "each run's own"}
+    write_markdown(out / "summary.md", results["summary"], shown, env, per_step)
+    plot(out / "adaptation.png", results["summary"], env, shown["num_tasks"])
     if problems:
         raise EvaluationError(
             "; ".join(problems) + f" (report written for the other runs in {out})"

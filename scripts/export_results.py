@@ -98,7 +98,9 @@ def export(sweep: Path, out: Path, commit: str) -> list[Path]:
     return written
 
 
-def export_runs(runs: list[Path], out: Path, commit: str, suffix: str = "") -> list[Path]:
+def export_runs(
+    runs: list[Path], out: Path, commit: str, suffix: str = "", variant: str | None = None
+) -> list[Path]:
     """One record per run from its own final evaluation (``eval_results.json``, written at the
     end of training at the run's own eval settings and step sizes)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -119,7 +121,7 @@ def export_runs(runs: list[Path], out: Path, commit: str, suffix: str = "") -> l
         records.append(
             {
                 "family": config.env.name,
-                "variant": config.baseline.name,
+                "variant": variant or config.baseline.name,
                 "seed": config.seed,
                 "commit": state.get("commit") or commit,
                 "commits": state.get("commits") or [state.get("commit") or commit],
@@ -133,12 +135,19 @@ def export_runs(runs: list[Path], out: Path, commit: str, suffix: str = "") -> l
                 "curve": curve,
             }
         )
-    written = []
-    for record in records:  # nothing is written unless every run could be read
-        path = out / f"{record['variant']}_seed{record['seed']}{suffix}.json"
+    # one variant and seed at several step sizes (random init at 1.0 and 0.5): told apart by
+    # the first step size in the file name; any other clash is refused before anything is written
+    keys = [(r["variant"], r["seed"]) for r in records]
+    paths = []
+    for record, key in zip(records, keys, strict=True):
+        lr = f"_lr{record['eval']['lrs'][0]:g}" if keys.count(key) > 1 else ""
+        paths.append(out / f"{record['variant']}_seed{record['seed']}{lr}{suffix}.json")
+    clash = next((p for p in paths if paths.count(p) > 1), None)
+    if clash is not None:
+        raise SystemExit(f"error: {clash}: two of the runs would be written to it")
+    for record, path in zip(records, paths, strict=True):  # every run could be read
         path.write_text(json.dumps(record, indent=1) + "\n")
-        written.append(path)
-    return written
+    return paths
 
 
 def searched_value(config, key: str):
@@ -208,6 +217,12 @@ def main() -> None:
     )
     parser.add_argument("--suffix", default="", help="with --runs: appended to each file's name")
     parser.add_argument(
+        "--variant",
+        default=None,
+        help="with --runs: the records' variant (default: each run's baseline name), e.g. "
+        "pretrained_equal_steps for a pretrained run trained as long as MAML",
+    )
+    parser.add_argument(
         "--commit",
         default=None,
         help="for checkpoints that record no commit (default: git rev-parse HEAD)",
@@ -222,7 +237,7 @@ def main() -> None:
     if args.runs is not None:
         if args.sweep is not None:
             parser.error("give either SWEEP or --runs")
-        for path in export_runs(args.runs, args.out, commit, args.suffix):
+        for path in export_runs(args.runs, args.out, commit, args.suffix, args.variant):
             print(path)
         return
     if args.sweep is None:

@@ -58,6 +58,20 @@ def comvel_as_rllab(model: mujoco.MjModel, data: mujoco.MjData, body: int) -> fl
     return (momentum[body] / mass[body])[0]
 
 
+def reference_obs(env, data: mujoco.MjData) -> np.ndarray:
+    """rllab's observation after ``mj_forward`` (and ``cfrc_ext``, which MuJoCo 1.31 always
+    computed) at the data's state and control."""
+    model = env.model
+    mujoco.mj_forward(model, data)
+    mujoco.mj_rnePostConstraint(model, data)
+    torso = model.body("torso").id
+    com = data.subtree_com[torso]
+    if env.rllab_obs_dim == 125:
+        cfrc = np.clip(data.cfrc_ext, -1, 1)
+        return np.concatenate([data.qpos, data.qvel, cfrc.ravel(), data.xmat[torso], com])
+    return np.concatenate([data.qpos[1:], data.qvel, com])
+
+
 def reference_step(env, data: mujoco.MjData, action: np.ndarray, task: float):
     """One step as rllab took it, in one MjData: normalize's scaling, mj_step, mj_forward,
     then the observation and every reward term from MuJoCo's fields."""
@@ -66,25 +80,20 @@ def reference_step(env, data: mujoco.MjData, action: np.ndarray, task: float):
     low, high = model.actuator_ctrlrange.T
     data.ctrl[:] = low + (a + 1) * 0.5 * (high - low)
     mujoco.mj_step(model, data)
-    mujoco.mj_forward(model, data)
-    mujoco.mj_rnePostConstraint(model, data)
+    obs = reference_obs(env, data)
     torso = model.body("torso").id
     velocity = comvel_as_rllab(model, data, torso)
-    com = data.subtree_com[torso]
     ant = env.rllab_obs_dim == 125
     if ant:
         cfrc = np.clip(data.cfrc_ext, -1, 1)
-        obs = np.concatenate([data.qpos, data.qvel, cfrc.ravel(), data.xmat[torso], com])
-        forward = task * velocity if env.task_dim and isinstance(env, AntDirection) else None
-        if forward is None:
-            forward = -abs(velocity - task) + 1.0
+        direction = isinstance(env, AntDirection)
+        forward = task * velocity if direction else -abs(velocity - task) + 1.0
         ctrl_cost = 0.5e-2 * np.sum(np.square(data.ctrl / 150.0))
         contact_cost = 0.5e-3 * np.sum(np.square(cfrc))
         reward = forward - ctrl_cost - contact_cost + 0.05
         state = np.concatenate([data.qpos, data.qvel])
         done = not (np.isfinite(state).all() and 0.2 <= state[2] <= 1.0)
     else:
-        obs = np.concatenate([data.qpos[1:], data.qvel, com])
         direction = isinstance(env, HalfCheetahDirection)
         forward = task * velocity if direction else -abs(velocity - task)
         reward = forward - 0.1 * 0.5 * np.sum(np.square(a))
@@ -100,8 +109,15 @@ def test_every_reward_term_and_the_observation_match_numpy_over_300_steps(name):
     env.reset_batch(gen)
     refs = [mujoco.MjData(env.model) for _ in range(n)]
     goals = env.tasks[:, 0].repeat_interleave(2).double().numpy()
-    contact_seen = 0.0
+    reset_obs = env._obs().reshape(n, -1).double().numpy()
+    for i, data in enumerate(refs):  # rllab's reset: mj_forward at zero control
+        data.qpos[:], data.qvel[:] = env._qpos()[i].numpy(), env._qvel()[i].numpy()
+        want = reference_obs(env, data)
+        assert np.allclose(reset_obs[i], want, atol=1e-5)
+    contact_seen, ended = 0.0, 0
     for t in range(300):
+        if t == 100 and env.rllab_obs_dim == 125:  # lift one torso out of range: it must end
+            env._qpos()[0, 2] = 1.2
         qpos, qvel = env._qpos().numpy().copy(), env._qvel().numpy().copy()
         alive = ~env.finished.numpy().copy()
         action = torch.randn(2, 2, env.action_dim, generator=gen) * 0.8
@@ -121,8 +137,10 @@ def test_every_reward_term_and_the_observation_match_numpy_over_300_steps(name):
             assert abs(reward[i].item() - want_reward) < 1e-4, (t, i)
             assert bool(done[i]) == want_done
             contact_seen = max(contact_seen, np.abs(cfrc).max())
+            ended += want_done
     if env.rllab_obs_dim == 125:
         assert contact_seen > 1.0  # the contact forces are real, not the all-zero array
+        assert ended >= 1 and bool(env.finished.any())  # the frozen rows above were checked
 
 
 @pytest.mark.parametrize("name", ["ant", "ant_dir"])
@@ -139,15 +157,6 @@ def test_the_ant_ends_its_episode_when_the_torso_leaves_the_height_range(name, h
     _, reward, done = env.step_batch(torch.ones(1, 2, 8))
     assert done.tolist() == [[True, False]] and reward[0, 0] == 0
     assert torch.equal(env._qpos()[0], frozen)  # nothing stepped after the end
-
-
-def test_the_halfcheetah_never_ends_early():
-    env = rllab_env("halfcheetah_dir", tasks=1, episodes=1)
-    env.reset_batch(torch.Generator().manual_seed(0))
-    qpos = env._qpos().clone()
-    qpos[0, 1] = 5.0  # far above the ground
-    env.set_state(qpos, env._qvel().clone())
-    assert not env.step_batch(torch.zeros(1, 1, 6))[2].any()
 
 
 def test_the_compiled_models_are_the_papers():
@@ -189,17 +198,26 @@ def test_early_ends_in_the_batched_sampler_average_over_completed_episodes(sampl
 
     budget = 4 * 60 if sampling == "steps" else None
     traj = rollout(env, wild, gen, 0.99, 1.0, budget=budget)
-    ends, mask = traj.ends, traj.mask
-    episode_lengths = mask.sum(-1) if budget is None else None
-    assert bool((traj.rewards[mask == 0] == 0).all())
+    mask, ends = traj.mask, traj.ends
     if budget is None:
-        assert (episode_lengths < 60).any() and (episode_lengths == 60).any()
-        # each row: a prefix of live steps, its reward averaged per episode
-        assert torch.allclose(traj.task_returns(), traj.rewards.sum((1, 2)) / 4)
+        # each row one episode: live steps a prefix, ended at its last live step
+        lengths = mask.sum(-1).long()
+        assert bool((mask[..., 1:] <= mask[..., :-1]).all())
+        last = ends.argmax(-1)
+        assert torch.equal(last, lengths - 1) and bool((ends.sum(-1) == 1).all())
+        # some ended early, by the height rule: exactly the rows the env marks finished
+        early = lengths < 60
+        assert early.any() and (~early).any()
+        assert torch.equal(early, env.finished.view(2, 4))
     else:
-        # whole episodes only, more of them where episodes end early
-        assert torch.allclose(traj.task_returns(), traj.rewards.sum((1, 2)) / ends.sum((1, 2)))
-        assert (ends.sum((1, 2)) > 4).any() and (mask.sum((1, 2)) >= 4 * 60 - 59).all()
+        # back-to-back whole episodes in a row: none longer than the horizon, some shorter,
+        # and the tasks with early ends got more than 4 episodes from their budget
+        starts = torch.cumsum(ends.flatten(1), 1) - ends.flatten(1)
+        kept = mask.flatten(1).bool()
+        for t in range(2):
+            counts = torch.bincount(starts[t][kept[t]].long())
+            assert counts.max() <= 60 and counts.sum() >= 4 * 60 - 59
+        assert (ends.sum((1, 2)) > 4).any()
 
 
 def test_a_stored_config_without_the_key_is_gymnasium_dynamics():
@@ -217,6 +235,18 @@ def test_a_stored_config_without_the_key_is_gymnasium_dynamics():
     cfg = config_from_yaml(config)
     assert cfg.env.dynamics == "gymnasium" and cfg.env.frame_skip == 5
     assert cfg.env.reset_noise == 0.1
+
+
+def test_null_frame_skip_and_reset_noise_are_the_dynamics_own_in_what_is_stored():
+    from maml_hydra.config import config_from_yaml, config_to_yaml
+
+    for dynamics, skip, noise in (("rllab", 1, None), ("gymnasium", 5, 0.1)):
+        cfg = make_config(["env=ant", f"env.dynamics={dynamics}"])
+        assert (cfg.env.frame_skip, cfg.env.reset_noise) == (skip, noise)
+        text = config_to_yaml(cfg)
+        assert f"frame_skip: {skip}" in text  # the checkpoint stores the number that ran
+        again = config_from_yaml(text.replace(f"frame_skip: {skip}", "frame_skip: null"))
+        assert again.env.frame_skip == skip
 
 
 def test_rllab_dynamics_refuse_a_gymnasium_reset_scale_and_warp_in_one_line():
@@ -323,5 +353,31 @@ def test_paper_results_export_from_each_runs_own_evaluation_and_table_on_the_pap
     assert "1 result file(s) of gymnasium dynamics left out" in text
     assert "| maml | 2 | 0.1 then 0.05 |" in text and "| oracle | 2 | not adapted |" in text
     assert "| pretrained | 2 | 0.2 then 0.1 |" in text and "-50.69 / 293.19" in text
-    assert "against the paper's 293.19 (s.e. 8.7)" in text
+    assert "against the paper's 293.19 (s.e. 8.7, over its 40 goals, one seed)" in text
     assert "paired per seed (seeds [0, 1])" in text and "95% interval" in text
+
+    # the report at each run's own settings re-evaluates exactly what each run reported, and
+    # tells one seed's random init at two step sizes apart
+    from maml_hydra.config import EvaluateConfig
+    from maml_hydra.report import make_report
+
+    cfg = make_config(["experiment=paper_halfcheetah_dir", *shrink, "baseline=random"], tiny=False)
+    cfg.eval.lrs = [0.5, 0.25]
+    Experiment(cfg, tmp_path / "runs" / "random_0_half").train()
+    report = make_report(
+        EvaluateConfig(dir=str(tmp_path / "runs"), own_settings=True, progress=False)
+    )
+    for run in runs:
+        mine = json.loads((run / "eval_results.json").read_text())["return_per_task"]
+        assert report["runs"][run.name]["returns"] == mine, run.name
+    variants = {name: entry["variant"] for name, entry in report["runs"].items()}
+    assert variants["random_0"] == "random_lr1" and variants["random_0_half"] == "random_lr0.5"
+    assert variants["random_1"] == "random" and variants["oracle_1"] == "oracle"
+    two = [str(tmp_path / "runs" / n) for n in ("random_0", "random_0_half")]
+    out2 = tmp_path / "two"
+    done = subprocess.run([*script, "--runs", *two, "--out", str(out2)], text=True)
+    assert done.returncode == 0
+    assert sorted(p.name for p in out2.iterdir()) == [
+        "random_seed0_lr0.5.json",
+        "random_seed0_lr1.json",
+    ]

@@ -3,7 +3,8 @@
 A family samples task parameters, holds one task per row of its batch, and steps every episode
 of every task at once. Subclasses implement four things:
 
-- ``task_dim``, ``state_obs_dim``, ``action_dim``: class attributes;
+- ``task_dim``, ``state_obs_dim``, ``action_dim``: class attributes (``state_obs_dim`` may be a
+  property where it depends on the config, as the MuJoCo families' on ``env.dynamics``);
 - ``sample_tasks(n, generator)``: ``[n, task_dim]`` task parameters;
 - ``_initial_obs(generator)``: reset every episode (random initial states draw from
   ``generator``), return the raw observation ``[T, E, state_obs_dim]``;
@@ -86,6 +87,7 @@ class TaskFamily(EnvBase):
         # env, which updates it at every step, and the evaluation env, which only applies it.
         self.normalizer: RunningNormalizer | None = None
         self.update_normalizer = False
+        self._ended: Tensor | None = None  # [T, E] the episodes over at the last step
         shape = self.batch_size
         self.observation_spec = Composite(
             observation=Unbounded(shape=(*shape, self.observation_dim), device=self.device),
@@ -159,17 +161,24 @@ class TaskFamily(EnvBase):
     def reset_batch(self, generator: torch.Generator | None = None) -> Tensor:
         """Reset every episode; returns observations ``[T, E, observation_dim]``. Random
         initial states come from ``generator`` (the sampler's, so that they are checkpointed)."""
+        self._ended = None
         return self._observe(self._initial_obs(generator))
 
     def step_batch(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Step every episode; returns ``(obs [T,E,D], reward [T,E], done [T,E])``.
-        Episodes that are already done stay where they are and get reward 0."""
+        Episodes that are already done stay where they are and get reward 0; their unchanged
+        observations do not enter the running observation statistics."""
+        ended = self._ended
         raw_obs, reward, done = self._advance(action)
-        return self._observe(raw_obs), reward, done
+        self._ended = done
+        live = None if ended is None or not bool(ended.any()) else ~ended
+        return self._observe(raw_obs, live), reward, done
 
     def restart_batch(self, rows: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """A new episode in every row where ``rows`` [T, E] is true, the others carry on;
         returns observations ``[T, E, observation_dim]`` (``train.sampling=steps``)."""
+        ended = self._ended
+        self._ended = None if ended is None else ended & ~rows
         return self._observe(self._restart(rows, generator), rows)
 
     # ------------------------------------------------------------------ torchrl EnvBase

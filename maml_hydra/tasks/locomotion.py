@@ -261,7 +261,7 @@ class MujocoLocomotion(TaskFamily):
         obs = self._rllab_obs(data, rows)
         self.raw_obs[rows] = obs
         velocity = data[:, 3]  # the torso subtree's centre-of-mass x velocity
-        task = self.tasks[:, 0, None].expand(self.batch_size).reshape(-1).double()[rows]
+        task = self.tasks[:, 0, None].expand(self.batch_size).reshape(-1).to(velocity)[rows]
         reward = (
             self._forward_reward(velocity, task)
             - self.cfg.ctrl_cost * (a[rows] ** 2).sum(1)
