@@ -325,6 +325,7 @@ def test_a_family_runs_end_to_end_into_result_files(tmp_path):
     variants = ("maml", "oracle", "pretrained", "random")
     assert names == ["adaptation.png", "curves.png", *(f"{v}_seed0.json" for v in variants)]
     assert "| maml | 1 |" in result.stdout and "| oracle | 1 |" in result.stdout
-    assert "MAML paper | | -50.69 | 293.19 |" in result.stdout
+    # gymnasium dynamics: the paper's numbers are of another problem, not tabled beside them
+    assert "MAML paper" not in result.stdout
     # evaluated at the step size the runs meta-trained with (EVAL sets none)
     assert json.loads((out / "maml_seed0.json").read_text())["eval"]["lrs"] == [0.3]
