@@ -381,3 +381,21 @@ def test_paper_results_export_from_each_runs_own_evaluation_and_table_on_the_pap
         "random_seed0_lr0.5.json",
         "random_seed0_lr1.json",
     ]
+
+
+def test_a_zoo_checkpoint_reevaluates_to_its_own_committed_evaluation(tmp_path):
+    """The committed oracle of the HalfCheetah-direction preset, re-evaluated by the report at
+    its own settings: the same 40 returns as the run's own final evaluation, exactly."""
+    import json
+    import shutil
+
+    from maml_hydra.config import EvaluateConfig
+    from maml_hydra.report import make_report
+    from tests.conftest import ROOT
+
+    zoo = ROOT / "zoo" / "paper" / "halfcheetah_dir" / "oracle_seed0"
+    run = tmp_path / "oracle_seed0"
+    shutil.copytree(zoo, run)
+    report = make_report(EvaluateConfig(dir=str(run), own_settings=True, progress=False))
+    mine = json.loads((zoo / "eval_results.json").read_text())["return_per_task"]
+    assert report["runs"]["oracle_seed0"]["returns"] == mine
