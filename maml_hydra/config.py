@@ -235,7 +235,8 @@ class LocomotionConfig(EnvConfig):
 
     def __post_init__(self) -> None:
         # null means the dynamics' own value; resolved here so that the config a run logs and
-        # checkpoints holds the number that ran
+        # checkpoints holds the number that ran. An instance keeps its numbers when its
+        # dynamics is changed afterwards (dataclasses.replace, a merge): set them null again.
         rllab = Dynamics(self.dynamics) is Dynamics.rllab
         if self.frame_skip is None:
             self.frame_skip = 1 if rllab else 5
