@@ -308,6 +308,8 @@ class ClosedForm:
             "mask": traj.mask.reshape(t, -1),
             "advantages": traj.advantages.reshape(t, -1),
             "log_prob": traj.log_prob.reshape(t, -1),
+            "mean": traj.mean.reshape(t, -1, traj.mean.shape[-1]),
+            "log_std": traj.log_std.unsqueeze(1),  # [T, 1, A]
         }
 
     # ------------------------------------------------------------------------- pieces
@@ -397,3 +399,15 @@ class ClosedForm:
         g_log_std = -(coef * (z2 - 1)).sum(1)
         dws, dbs, _, _ = self.qfwd.backward(g_mean)
         return loss, self.pull_back(Layers(dws, dbs, g_log_std))
+
+    def kl_gradient(self) -> Tensor:
+        """The gradient with respect to theta of the adapted policies' mean KL(old || new) on
+        the query data (``meta_optimizers.mean_kl``), through the adaptation: the vector that
+        rllab's finite-difference product differences at theta +- e v. Zero at theta_old."""
+        q = self.query
+        diff = self.qfwd.mean - q["mean"]
+        var_ratio = torch.exp(2 * (q["log_std"] - self.q_log_std))  # sigma_old^2 / sigma^2
+        g_mean = self.q_weights * diff * self.q_inv_var
+        g_log_std = (self.q_weights * (1 - var_ratio - diff.pow(2) * self.q_inv_var)).sum(1)
+        dws, dbs, _, _ = self.qfwd.backward(g_mean, keep=False)
+        return self.pull_back(Layers(dws, dbs, g_log_std))

@@ -397,9 +397,10 @@ class TRPOConfig(AlgorithmConfig):
     # num_slices=1 as FiniteDifferenceHvp's first argument), so e is about 0.1 at 2x100.
     hvp: HVP = HVP.gauss_newton
     fd_eps: float = 1.0
-    # gauss_newton's product and the meta-gradient written out by hand (maml_hydra/closed_form.py,
-    # the same numbers in less time) where that applies: a Gaussian MLP adapted by one REINFORCE
-    # step of a fixed size, as in the paper, or by none (the pretrained and oracle baselines).
+    # The meta-gradient and CG's products written out by hand (maml_hydra/closed_form.py, the
+    # same numbers in less time): gauss_newton's product, or each KL gradient that
+    # finite_difference differences. It applies to a Gaussian MLP adapted by one REINFORCE step
+    # of a fixed size, as in the paper, or by none (the pretrained and oracle baselines).
     # Elsewhere, or with false, autograd's reverse graph.
     closed_form: bool = True
 

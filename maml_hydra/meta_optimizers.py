@@ -143,7 +143,12 @@ def fisher_vector_product(
 
 
 def finite_difference_hvp(
-    learner: MAML, theta: Tensor, batch: MetaBatch, base_eps: float, damping: float
+    learner: MAML,
+    theta: Tensor,
+    batch: MetaBatch,
+    base_eps: float,
+    damping: float,
+    closed: bool = False,
 ) -> Callable[[Tensor], Tensor]:
     """v -> (g(theta + e v) - g(theta - e v)) / (2 e) + damping v: rllab's FiniteDifferenceHvp,
     g the gradient of ``mean_kl`` through the adaptation and e = base_eps / |theta|.
@@ -151,10 +156,14 @@ def finite_difference_hvp(
     Each product runs the adaptation and its reverse pass twice. With a small base_eps it is the
     Hessian-vector product up to O(e^2); with the MAML code's base_eps = 1, e |v| is not small and
     the product also carries the KL's curvature away from theta (see ``TRPOConfig.hvp``).
+    With ``closed`` each gradient is ``ClosedForm.kl_gradient`` (the same numbers by hand),
+    else autograd's reverse pass through the vmapped adaptation.
     """
     eps = base_eps / (theta.norm().item() + 1e-8)
 
     def kl_gradient(th: Tensor) -> Tensor:
+        if closed:
+            return ClosedForm(learner, th, batch).kl_gradient()
         th = th.detach().requires_grad_()
         with torch.enable_grad():
             kl = mean_kl(*learner.query_dist(th, batch), batch.query)
@@ -219,7 +228,7 @@ class TRPO:
         self.learner = learner
         self.rng = generator("trpo-fvp-tasks", seed)
         # where the closed form applies (closed_form.applies), it replaces autograd's graph
-        wanted = cfg.closed_form and cfg.hvp == HVP.gauss_newton
+        wanted = cfg.closed_form
         reason = closed_form.applies(learner) if wanted else None
         self.closed_form = wanted and reason is None
         if reason is not None:
@@ -253,9 +262,10 @@ class TRPO:
         tasks = self.fisher_tasks(query.obs.shape[0])
         fisher_batch = batch if tasks is None else batch.select(tasks.to(theta.device))
         if cfg.hvp == HVP.finite_difference:
-            del outputs, vjp_fn  # every product runs its own adaptations
+            if not self.closed_form:
+                del outputs, vjp_fn  # every product runs its own adaptations
             hvp = finite_difference_hvp(
-                self.learner, theta, fisher_batch, cfg.fd_eps, cfg.cg_damping
+                self.learner, theta, fisher_batch, cfg.fd_eps, cfg.cg_damping, self.closed_form
             )
             direction, _ = conjugate_gradient(hvp, gradient, cfg.cg_iters)
             curvature = direction @ hvp(direction)  # not linear in v: one more product, as rllab

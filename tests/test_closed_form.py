@@ -12,7 +12,13 @@ from torch.func import grad, jvp, vmap
 from maml_hydra.closed_form import ClosedForm, applies, derivatives
 from maml_hydra.config import TRPOConfig
 from maml_hydra.learner import ParamLayout
-from maml_hydra.meta_optimizers import TRPO, fisher_vector_product, meta_gradient
+from maml_hydra.meta_optimizers import (
+    TRPO,
+    finite_difference_hvp,
+    fisher_vector_product,
+    mean_kl,
+    meta_gradient,
+)
 from maml_hydra.policy import GaussianMLPPolicy
 from tests.test_learner import build
 from tests.test_trpo import float64  # noqa: F401  (fixture)
@@ -133,14 +139,16 @@ def test_trpo_uses_the_closed_form_only_where_it_applies(caplog, kwargs, reason)
     assert trpo.closed_form == (reason is None)
     assert (reason is not None) == (f"no closed form: {reason}" in caplog.text)
     assert not TRPO(TRPOConfig(closed_form=False), learner).closed_form
-    assert not TRPO(TRPOConfig(hvp="finite_difference"), learner).closed_form
+    assert TRPO(TRPOConfig(hvp="finite_difference"), learner).closed_form == (reason is None)
     if reason is not None:
         with pytest.raises(ValueError, match=reason):
             ClosedForm(learner, theta, batch)
 
 
-@pytest.mark.parametrize("fraction", [1.0, 0.5])
-def test_trpo_steps_the_same_with_and_without_the_closed_form(float64, fraction):  # noqa: F811
+@pytest.mark.parametrize(
+    "fraction,hvp", [(1.0, "gauss_newton"), (0.5, "gauss_newton"), (1.0, "finite_difference")]
+)
+def test_trpo_steps_the_same_with_and_without_the_closed_form(float64, fraction, hvp):  # noqa: F811
     learner, theta, batch = build(num_steps=1, tasks=4, episodes=8, horizon=10)
     mean, log_std = learner.query_dist(theta, batch)  # sampled by the adapted policies
     batch = batch._replace(query=batch.query._replace(mean=mean.detach(), log_std=log_std.detach()))
@@ -151,6 +159,7 @@ def test_trpo_steps_the_same_with_and_without_the_closed_form(float64, fraction)
             cg_damping=0.1,
             fvp_task_fraction=fraction,
             fvp_min_tasks=1,
+            hvp=hvp,
             closed_form=closed,
         )
         trpo = TRPO(cfg, learner, seed=7)
@@ -162,3 +171,26 @@ def test_trpo_steps_the_same_with_and_without_the_closed_form(float64, fraction)
     assert (steps[True] - steps[False]).abs().max() <= 1e-8 * scale, (
         steps[True] - steps[False]
     ).abs().max() / scale
+
+
+@pytest.mark.parametrize("num_steps", [1, 0])
+def test_closed_form_kl_gradient_and_finite_difference_product_equal_autograds(
+    float64,  # noqa: F811
+    num_steps,
+):
+    """rllab's finite-difference product (the paper's) differences KL gradients away from
+    theta_old, where the KL's gradient is not zero and the ReLU's kinks matter."""
+    learner, theta, batch = with_policy(
+        [16, 16], "relu", num_steps=num_steps, tasks=3, episodes=4, horizon=8
+    )
+    th = theta.detach().requires_grad_()
+    (expected,) = torch.autograd.grad(mean_kl(*learner.query_dist(th, batch), batch.query), th)
+    got = ClosedForm(learner, theta, batch).kl_gradient()
+    assert expected.norm() > 1e-3
+    assert torch.allclose(got, expected, rtol=1e-9, atol=1e-12)
+
+    slow = finite_difference_hvp(learner, theta, batch, 1.0, 0.1, closed=False)
+    fast = finite_difference_hvp(learner, theta, batch, 1.0, 0.1, closed=True)
+    for seed in range(3):
+        v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(seed))
+        assert torch.allclose(fast(v), slow(v), rtol=1e-8, atol=1e-10)
