@@ -18,7 +18,7 @@ from maml_hydra.config import Config, ConfigError, config_from_yaml, flatten_con
 # What every checkpoint holds (``Experiment.state_dict``).
 KEYS = ("format", "iteration", "env_steps", "learner", "meta_optimizer", "rng", "config")
 # Config keys that may differ between a run and its resumption.
-RESUMABLE_KEYS = ("resume", "train.iterations", "progress", "device")
+RESUMABLE_KEYS = ("resume", "train.iterations", "train.log_every", "progress", "device")
 
 
 @functools.cache

@@ -538,6 +538,10 @@ class TrainConfig:
     gamma: float = 0.99  # discount for every advantage, inner and outer
     gae_lambda: float = 1.0  # GAE lambda on the linear feature baseline; 1.0 = Monte Carlo
     eval_every: int = 0  # evaluate on held-out tasks every N iterations; 0 = only at the end
+    # a log line (stdout and the run's train.log) every N iterations and at the last: returns
+    # before and after adaptation, KL, s/iteration, time left; 0 = none. Beside the progress
+    # bar or without it (progress=false), for a log that is tailed (SLURM, nohup).
+    log_every: int = 10
     sampling: Sampling = Sampling.episodes  # see Sampling
 
     def check(self, cfg: Config) -> None:
@@ -548,6 +552,7 @@ class TrainConfig:
         within("train.gamma", self.gamma, 0, 1, low_open=True)
         within("train.gae_lambda", self.gae_lambda, 0, 1)
         at_least("train.eval_every", self.eval_every, 0)
+        at_least("train.log_every", self.log_every, 0)
 
 
 @dataclass

@@ -4,6 +4,7 @@ and logger, and runs (or resumes) meta-training."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from datetime import datetime
@@ -25,12 +26,14 @@ from maml_hydra.checkpoint import (
 from maml_hydra.config import Config, config_to_yaml
 from maml_hydra.evaluator import Evaluator, objective_step, summarize_returns
 from maml_hydra.learner import MAML, MetaBatch
-from maml_hydra.logger import RunLogger, Stopwatch, peak_memory
+from maml_hydra.logger import RunLogger, Stopwatch, closing_summary, peak_memory
 from maml_hydra.meta_optimizers import pre_update_kl
 from maml_hydra.policy import GaussianMLPPolicy
 from maml_hydra.sampling import SamplingPlan
 from maml_hydra.seeding import generator
 from maml_hydra.tasks.base import RunningNormalizer
+
+log = logging.getLogger(__name__)
 
 
 class DivergenceError(RuntimeError):
@@ -241,8 +244,19 @@ class Experiment:
         ``eval_results.json`` under ``run_dir``; return the final evaluation summary."""
         cfg = self.cfg.train
         total = cfg.iterations
-        logger = RunLogger(self.run_dir, self.cfg, self.iteration, total, self.cfg.progress)
+        logger = RunLogger(
+            self.run_dir, self.cfg, self.iteration, total, self.cfg.progress, cfg.log_every
+        )
         claim_run_dir(self.run_dir)  # a second run into this directory stops here
+        log.info(
+            "meta-training %s, baseline %s, %s: iterations %d to %d into %s",
+            self.cfg.env.name,
+            self.cfg.baseline.name,
+            self.cfg.algorithm.name,
+            self.iteration + 1,
+            total,
+            self.run_dir,
+        )
         remove_stale_writes(self.checkpoint_path)
         global _RUNNING
         _RUNNING, self._snapshot = self, self.state_dict()
@@ -264,6 +278,7 @@ class Experiment:
                         "s/it": metrics["time/iteration"],
                     }
                 )
+                logger.line(self.iteration, metrics)
                 if self.iteration % cfg.checkpoint_every == 0 or self.iteration == total:
                     self.save()
                 if (
@@ -290,10 +305,11 @@ class Experiment:
             logger.hparams(
                 {f"eval/return_step_{k}": v for k, v in enumerate(summary["return_mean"])}
             )
-            return summary
         finally:
             _RUNNING, self._snapshot = None, None
             logger.close()
+        log.info(closing_summary(self.run_dir, summary, summary["eval_lrs"]))
+        return summary
 
     def _log_eval(self, logger: RunLogger, summary: dict) -> None:
         logger.scalars(

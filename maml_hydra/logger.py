@@ -1,21 +1,27 @@
 """Run logging: TensorBoard scalars (``train/``, ``eval/``, ``time/``, ``memory/``), config,
-progress bar."""
+progress bar, a log line every ``train.log_every`` iterations and the run's closing summary
+(stdout and ``train.log``, whatever the progress-bar setting)."""
 
 from __future__ import annotations
 
+import logging
 import resource
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from maml_hydra.config import flatten_config
+
+log = logging.getLogger(__name__)
 
 
 class Stopwatch:
@@ -50,7 +56,13 @@ class RunLogger:
     run wrote after its last checkpoint."""
 
     def __init__(
-        self, run_dir: Path, cfg, start_iteration: int, total: int, progress: bool
+        self,
+        run_dir: Path,
+        cfg,
+        start_iteration: int,
+        total: int,
+        progress: bool,
+        log_every: int = 0,
     ) -> None:
         self.writer = SummaryWriter(
             log_dir=str(run_dir / "tensorboard"),
@@ -68,6 +80,11 @@ class RunLogger:
             unit="it",
             dynamic_ncols=True,
         )
+        self.total, self.log_every = total, log_every
+        self.start_iteration, self.start_time = start_iteration, time.perf_counter()
+        self.exits = ExitStack()
+        if progress:  # log lines above the bar, not through it
+            self.exits.enter_context(logging_redirect_tqdm())
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         for tag, value in values.items():
@@ -79,6 +96,27 @@ class RunLogger:
         )
         self.bar.update(1)
 
+    def line(self, iteration: int, metrics: dict[str, float]) -> None:
+        """Every ``log_every`` iterations (and at the last): the iteration, the training returns
+        before and after adaptation, the meta-step's KL where the meta-optimizer has one,
+        seconds per iteration and the time left, from this process's mean iteration."""
+        if not self.log_every or (iteration % self.log_every and iteration != self.total):
+            return
+        done = iteration - self.start_iteration
+        mean = (time.perf_counter() - self.start_time) / max(done, 1)
+        eta = timedelta(seconds=round(mean * (self.total - iteration)))
+        kl = metrics.get("train/kl")
+        log.info(
+            "iteration %d/%d: return %.2f before adaptation, %.2f after%s; %.2f s/it, %s left",
+            iteration,
+            self.total,
+            metrics["train/return_before_adaptation"],
+            metrics["train/return_after_adaptation"],
+            "" if kl is None else f"; KL {kl:.4f}",
+            metrics["time/iteration"],
+            eta,
+        )
+
     def hparams(self, final_metrics: dict[str, float]) -> None:
         hp = {k: v for k, v in self.config.items() if isinstance(v, int | float | str | bool)}
         self.writer.add_hparams(
@@ -88,3 +126,21 @@ class RunLogger:
     def close(self) -> None:
         self.bar.close()
         self.writer.close()
+        self.exits.close()
+
+
+def closing_summary(run_dir: Path, summary: dict, lrs: list[float] | None) -> str:
+    """What a finished run found and where: the held-out returns after 0..K gradient steps
+    (mean ± standard error over the held-out tasks), the run directory and the next commands."""
+    means, errs = summary["return_mean"], summary["return_stderr"]
+    tasks = len(summary["return_per_task"][0])
+    lines = [f"held-out return over {tasks} tasks (mean ± s.e. over tasks), by gradient steps:"]
+    for k, (m, e) in enumerate(zip(means, errs, strict=True)):
+        step = "" if not k or lrs is None else f" (step size {lrs[k - 1]:g})"
+        lines.append(f"  {k} step{'' if k == 1 else 's'}{step}: {m:.2f} ± {e:.2f}")
+    lines += [
+        f"run directory: {run_dir} (eval_results.json, checkpoints/last.pt, tensorboard/)",
+        f"next: tensorboard --logdir {run_dir / 'tensorboard'}",
+        f"      python -m maml_hydra.evaluate {run_dir}   # the adaptation report, in eval/",
+    ]
+    return "\n".join(lines)

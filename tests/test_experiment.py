@@ -29,9 +29,12 @@ def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
-def test_train_writes_tensorboard_checkpoint_and_evaluation(tmp_path):
-    exp = Experiment(make_config(), tmp_path)
-    summary = exp.train()
+def test_train_writes_tensorboard_checkpoint_and_evaluation(tmp_path, caplog):
+    exp = Experiment(make_config(["train.log_every=0"]), tmp_path)
+    with caplog.at_level("INFO", logger="maml_hydra"):
+        summary = exp.train()
+    assert "iteration " not in caplog.text  # log_every=0: no iteration lines, the summary stays
+    assert f"run directory: {tmp_path}" in caplog.text
     tags = scalars(tmp_path)
     for tag in (
         "train/return_before_adaptation",
@@ -228,8 +231,23 @@ def test_checkpoint_write_is_atomic(tmp_path):
 
 def test_cli_runs_ppo_with_meta_sgd_first_order(tmp_path):
     args = [*TINY, "algorithm=ppo", "inner=meta_sgd", "inner.first_order=true"]
+    args.append("train.log_every=2")
     result = run_cli([*args, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
+    # progress=false: what the run tells a tailed log, on stdout and in train.log alike
+    logged = (tmp_path / "run" / "train.log").read_text()
+    lines = [line for line in logged.splitlines() if "] - iteration " in line]
+    assert [line.split("] - ")[1].split(":")[0] for line in lines] == [
+        "iteration 2/3",
+        "iteration 3/3",
+    ]
+    assert "before adaptation" in lines[0] and "s/it" in lines[0] and "left" in lines[0]
+    assert lines[0] in result.stdout
+    assert "held-out return over 3 tasks" in logged
+    assert "  2 steps: " in logged and "  3 steps" not in logged  # eval.num_steps=2; Meta-SGD
+    assert "step size" not in logged  # Meta-SGD's step sizes are its own, learned
+    assert f"run directory: {tmp_path / 'run'}" in logged
+    assert f"python -m maml_hydra.evaluate {tmp_path / 'run'}" in logged
     state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert state["learner"]["inner_lrs"] and "optimizer" in state["meta_optimizer"]
     summary = json.loads((tmp_path / "run" / "eval_results.json").read_text())
