@@ -23,6 +23,7 @@ from maml_hydra.checkpoint import (
     write_atomic,
 )
 from maml_hydra.config import Config, EvaluateConfig
+from maml_hydra.results.stats import mean_se
 from maml_hydra.sampling import SamplingPlan
 
 matplotlib.use("Agg")
@@ -101,16 +102,10 @@ def summarize_variants(results: dict) -> dict:
         rows = []
         for k in range(steps):
             runs = [r[k].double() for r in per_run if r.shape[0] > k]
-            if len(runs) > 1:
-                means = torch.stack([r.mean() for r in runs])
-                stderr, over = means.std() / len(runs) ** 0.5, "seeds"
-            else:
-                means, over = runs[0], "tasks"
-                count = means.numel()
-                stderr = means.std() / count**0.5 if count > 1 else torch.zeros(())
-            rows.append(
-                {"mean": means.mean().item(), "stderr": stderr.item(), "n": len(runs), "over": over}
-            )
+            over = "seeds" if len(runs) > 1 else "tasks"
+            values = [r.mean().item() for r in runs] if len(runs) > 1 else runs[0].tolist()
+            mean, stderr = mean_se(values)
+            rows.append({"mean": mean, "stderr": stderr or 0.0, "n": len(runs), "over": over})
         summary[variant] = {"steps": rows, "seeds": len(per_run)}
     return summary
 

@@ -27,33 +27,12 @@ import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from maml_hydra.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
-
-
-def training_log(run: Path) -> tuple[float, dict]:
-    """From the run's TensorBoard: the seconds of meta-training (the sum of ``time/iteration``,
-    0 if it never trained) and the learning curve, per meta-iteration: cumulative env steps and
-    the training batch's mean return before and after adaptation."""
-    acc = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0})
-    acc.Reload()
-    tags = acc.Tags().get("scalars", [])
-    if "time/iteration" not in tags:
-        return 0.0, {}
-
-    def values(tag: str) -> list[float]:
-        return [round(e.value, 3) for e in acc.Scalars(tag)]
-
-    curve = {
-        "env_steps": [int(v) for v in values("train/env_steps")],
-        "return_before": values("train/return_before_adaptation"),
-        "return_after": values("train/return_after_adaptation"),
-    }
-    return sum(e.value for e in acc.Scalars("time/iteration")), curve
+from maml_hydra.results.tensorboard import training_log  # noqa: E402
 
 
 def export(sweep: Path, out: Path, commit: str) -> list[Path]:

@@ -41,68 +41,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from maml_hydra.report import ordered, plot, plot_curves, summarize_variants  # noqa: E402
+from maml_hydra.results import paper as published  # noqa: E402
+from maml_hydra.results import stats  # noqa: E402
+from maml_hydra.results.stats import fmt, mean_se, t95  # noqa: E402
 
-# The MAML paper's own result numbers (its code's icml/icml_<family>_results_<variant>.pkl; field
-# notes section 9): mean over its 40 goals after 0..3 steps, and the standard error over those
-# goals after one step. They are of the paper's problem (env.dynamics=rllab) and are compared
-# with runs on that problem only.
-PAPER = {
-    "halfcheetah_dir": {
-        "maml": ([-50.69, 293.19, 313.48, 315.65], 8.7),
-        "pretrained": ([-43.03, -24.75, -12.85, 19.57], 4.8),
-        "random": ([-35.73, 21.83, 62.32, 86.18], 1.5),
-        "oracle": ([442.69], None),
-    },
-    "halfcheetah_vel": {
-        "maml": ([-129.53, -78.57, -66.62, -60.78], 5.0),
-        "pretrained": ([-158.00, -135.39, -128.47, -133.61], 7.7),
-        "random": ([-254.83, -254.33, -246.79, -230.83], 17.7),
-        "oracle": ([-54.47], None),
-    },
-    "ant": {
-        "maml": ([30.58, 96.74, 100.06, 101.41], 10.6),
-        "pretrained": ([-1.83, 6.11, 8.47, 9.47], 17.5),
-        "random": ([-78.64, -62.81, -48.55, -35.56], 17.7),
-        "oracle": ([107.89], None),
-    },
-    "ant_dir": {  # MAML trained at half the paper's batch: its maml_batch20 result
-        "maml": ([12.91, 434.36, 425.63, 411.75], None),
-        "pretrained": ([3.16, 1.27, 6.51, 6.86], 6.9),
-        "random": ([3.11, 9.25, 15.96, 26.11], 2.2),
-        "oracle": ([524.80], None),
-    },
-}
-# The s.e. of the paper's maml_batch20 Ant-direction result is not in section 9: that of its
-# full-batch MAML (16.4) stands in for it.
-PAPER_SE_STAND_IN = {"ant_dir": 16.4}
-
-
-def paper_gap_share(family: str) -> float:
-    """The paper's own share of the pretrained-to-oracle gap that MAML closes after one step,
-    from its numbers above (Ant direction: its half-batch MAML, the presets' reference)."""
-    numbers = PAPER[family]
-    maml, pretrained, oracle = (numbers[v][0] for v in ("maml", "pretrained", "oracle"))
-    return (maml[1] - pretrained[1]) / (oracle[0] - pretrained[1])
-
-
-# Student t quantiles (two-sided 95%) by degrees of freedom, for intervals over a few seeds.
-T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
-
-
-def t95(dof: int) -> float:
-    return T95.get(dof, 2.23 if dof < 15 else 2.13 if dof < 30 else 2.0)
+PAPER = published.LOCOMOTION
 
 
 def over_seeds(values: dict[int, float]) -> tuple[float, float | None, int]:
-    """mean and standard error over seeds (None with one seed), and the number of seeds: the
-    seed is the unit; tasks within a seed are not independent samples."""
-    v = torch.tensor(list(values.values()), dtype=torch.float64)
-    se = (v.std() / len(v) ** 0.5).item() if len(v) > 1 else None
-    return v.mean().item(), se, len(v)
-
-
-def fmt(mean: float, se: float | None) -> str:
-    return f"{mean:.2f} ± {se:.2f}" if se is not None else f"{mean:.2f} (1 seed)"
+    """mean and standard error over seeds (None with one seed), and the number of seeds."""
+    return (*mean_se(values.values()), len(values))
 
 
 def load(folder: Path) -> list[dict]:
@@ -112,21 +60,9 @@ def load(folder: Path) -> list[dict]:
     return [json.loads(f.read_text()) for f in files]
 
 
-def paired_stats(a: torch.Tensor, b: torch.Tensor, seeds: int = 1) -> tuple[float, float, str]:
-    """mean and standard error of a - b, and what the error is over. ``a`` and ``b`` hold
-    ``seeds`` equal blocks of tasks, seed after seed: with several seeds the unit is the seed
-    (its mean difference over the tasks; tasks within a seed are not independent samples),
-    with one the task."""
-    diff = (a - b).reshape(seeds, -1).double()
-    if seeds > 1:
-        per_seed = diff.mean(1)
-        return per_seed.mean().item(), (per_seed.std() / seeds**0.5).item(), f"{seeds} seeds"
-    return diff.mean().item(), (diff.std() / diff.numel() ** 0.5).item(), f"{diff.numel()} tasks"
-
-
 def paired(a: torch.Tensor, b: torch.Tensor, seeds: int = 1) -> str:
     """mean ± s.e. of a - b, paired per seed (per task with one seed), and mean / s.e."""
-    mean, se, unit = paired_stats(a, b, seeds)
+    mean, se, unit = stats.paired(a, b, seeds)
     return f"{mean:+.2f} ± {se:.2f} ({mean / se:.1f} s.e., n = {unit})"
 
 
@@ -145,7 +81,7 @@ BAR_SE = 2.0
 
 
 def bar_cell(a: torch.Tensor, b: torch.Tensor, seeds: int, note: str = "") -> tuple[str, bool]:
-    mean, se, _ = paired_stats(a, b, seeds)
+    mean, se, _ = stats.paired(a, b, seeds)
     holds = mean > BAR_SE * se
     return f"{mean:+.2f} ± {se:.2f} ({mean / se:.1f} s.e.{note}) {'yes' if holds else 'NO'}", holds
 
@@ -301,7 +237,7 @@ def paper_table(folder: Path) -> None:
     if not maml or "maml" not in paper:
         return
     mean, se, n = over_seeds({s: m[1] for s, m in maml.items()})
-    ref, ref_se = paper["maml"][0][1], paper["maml"][1] or PAPER_SE_STAND_IN.get(family)
+    ref, ref_se = paper["maml"][0][1], paper["maml"][1] or published.SE_STAND_IN.get(family)
     combined = ((se or 0.0) ** 2 + ref_se**2) ** 0.5
     holds = mean - ref >= -2 * combined
     note = "" if se is not None else "; one seed: its s.e. over seeds is unknown and taken as 0"
@@ -328,7 +264,7 @@ def paper_table(folder: Path) -> None:
         for v, by, k in (("maml", maml, 1), ("pretrained", pre, 1), ("oracle", oracle, 0))
     }
     of_means = (pooled["maml"] - pooled["pretrained"]) / (pooled["oracle"] - pooled["pretrained"])
-    theirs = paper_gap_share(family)
+    theirs = published.gap_share(family)
     want = theirs - 0.1
     print(
         f"- share of the pretrained-to-oracle gap MAML closes after one step, paired per seed "
@@ -357,7 +293,7 @@ def search(folder: Path) -> None:
         returns = torch.tensor(r["returns"])
         after, before = returns[k], returns[0]
         params = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in r["params"].values()]
-        gain, gain_se, _ = paired_stats(after, before)
+        gain, gain_se, _ = stats.paired(after, before)
         print(
             f"| {r['variant']} | {' | '.join(params)} | {before.mean():.2f} | "
             f"{after.mean():.2f} ± {after.std() / after.numel() ** 0.5:.2f} | "

@@ -16,24 +16,22 @@ import statistics
 import sys
 from pathlib import Path
 
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from maml_hydra.evaluator import paired_gain  # noqa: E402
+from maml_hydra.results.tensorboard import scalars, values  # noqa: E402
 
 
 def curves(run_dir: Path) -> dict[str, list[float]]:
-    events = run_dir / "tensorboard"
-    if not list(events.glob("events.out.tfevents.*")):
-        sys.exit(f"error: {events}: no TensorBoard event file")
-    acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-    acc.Reload()
-    tags = acc.Tags()["scalars"]
+    tags = scalars(run_dir)
+    if not tags:
+        sys.exit(f"error: {run_dir / 'tensorboard'}: no TensorBoard event file")
     if "train/return_before_adaptation" not in tags:  # e.g. a random-init baseline, never trained
-        sys.exit(f"error: {events}: no training curves (train/return_before_adaptation)")
-    return {tag: [e.value for e in acc.Scalars(tag)] for tag in tags}
+        sys.exit(
+            f"error: {run_dir / 'tensorboard'}: no training curves (train/return_before_adaptation)"
+        )
+    return {tag: values(tags, tag) for tag in tags}
 
 
 def main() -> None:

@@ -22,19 +22,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from maml_hydra.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
+from maml_hydra.results import paper as published  # noqa: E402
+from maml_hydra.results.stats import mean_se, paired_lists  # noqa: E402
+from maml_hydra.results.tensorboard import eval_at, training_log  # noqa: E402
 
-PAPER = [-40.41, -11.68, -3.33, -3.23]
 COLUMNS = ("held_out", "original", "at")  # a row's columns, as the table prints them
 
 
@@ -49,19 +49,6 @@ def read_json(path: Path) -> dict:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         fail(f"{path}: not valid JSON ({err.msg})")
-
-
-def curve_at(run_dir: Path, iteration: int) -> list[float] | None:
-    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
-    acc.Reload()
-    tags = sorted(t for t in acc.Tags()["scalars"] if t.startswith("eval/return_step_"))
-    values = []
-    for tag in tags:
-        at = [e.value for e in acc.Scalars(tag) if e.step == iteration]
-        if not at:
-            return None
-        values.append(at[0])
-    return values or None
 
 
 def name(path: Path) -> str:
@@ -85,7 +72,7 @@ def row(path: Path, at: int) -> dict:
     return {
         "held_out": own["return_mean"],
         "original": original,
-        "at": curve_at(path, at),
+        "at": eval_at(path, at),
         "iteration": own["iteration"],
     }
 
@@ -100,13 +87,11 @@ def export(run_dir: Path, columns: dict, at: int, out: Path) -> Path:
     own = read_json(run_dir / "eval_results.json")
     report = read_json(run_dir / "eval" / "results.json")
     (entry,) = report["runs"].values()
-    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
-    acc.Reload()
     record = {
         **columns,
         "at_iteration": at,
         "env_steps": int(state["env_steps"]),
-        "train_wall_s": round(sum(e.value for e in acc.Scalars("time/iteration")), 1),
+        "train_wall_s": round(training_log(run_dir)[0], 1),
         "commit": state.get("commit"),
         "config": OmegaConf.to_yaml(OmegaConf.create(state["config"])),
         "held_out_eval_lrs": own.get("eval_lrs"),
@@ -131,12 +116,9 @@ def mean_row(rows: list[dict], key: str) -> str:
         return "-"
     if len(columns) == 1:
         return fmt(columns[0])
-    cells = []
-    for k in range(len(columns[0])):
-        values = [c[k] for c in columns]
-        stderr = statistics.stdev(values) / len(values) ** 0.5
-        cells.append(f"{statistics.mean(values):.2f} ± {stderr:.2f}")
-    return " / ".join(cells)
+    return " / ".join(
+        "{:.2f} ± {:.2f}".format(*mean_se(c[k] for c in columns)) for k in range(len(columns[0]))
+    )
 
 
 def paired(rows: dict[str, dict], others: dict[str, dict], key: str) -> str:
@@ -148,10 +130,8 @@ def paired(rows: dict[str, dict], others: dict[str, dict], key: str) -> str:
         return "-"
     cells = []
     for k in range(len(pairs[0][0])):
-        diffs = [a[k] - b[k] for a, b in pairs]
-        stderr = statistics.stdev(diffs) / len(diffs) ** 0.5
-        gained = sum(d > 0 for d in diffs)
-        cells.append(f"{statistics.mean(diffs):+.2f} ± {stderr:.2f} ({gained} of {len(diffs)})")
+        mean, se, gained = paired_lists([(a[k], b[k]) for a, b in pairs])
+        cells.append(f"{mean:+.2f} ± {se:.2f} ({gained} of {len(pairs)})")
     return " / ".join(cells)
 
 
@@ -195,7 +175,7 @@ def main() -> None:
     for label, group in groups:
         cells = [mean_row(group, key) for key in COLUMNS]
         print(f"| {label} | " + " | ".join(cells) + " |")
-    print(f"| MAML paper, Table 4 | | {fmt(PAPER)} | |")
+    print(f"| MAML paper, Table 4 | | {fmt(published.NAVIGATION_MAML)} | |")
     if others is not None:
         print(f"| mean ± s.e. of the --against set ({len(others)}) | ", end="")
         print(" | ".join(mean_row(list(others.values()), k) for k in COLUMNS) + " |")

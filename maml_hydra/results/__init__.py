@@ -1,0 +1,7 @@
+"""Results: what the experiments' numbers are read from and tabled with.
+
+- ``tensorboard``: a run's scalars, read back from its event files;
+- ``stats``: means and standard errors over seeds, and differences paired per seed (tasks
+  within one seed are not independent samples);
+- ``paper``: the MAML paper's own published numbers, in one place.
+"""

@@ -1,0 +1,70 @@
+"""maml_hydra.results: statistics over seeds against their textbook formulas, the TensorBoard
+reader on real event files, and the paper's numbers against the shares its field notes give."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.utils.tensorboard import SummaryWriter
+
+from maml_hydra.results import paper, stats
+from maml_hydra.results.tensorboard import eval_at, scalars, training_log
+
+
+def test_mean_and_standard_error_are_the_textbook_ones():
+    values = [1.0, 2.0, 4.0, 7.0]
+    mean, se = stats.mean_se(values)
+    sd = math.sqrt(sum((v - 3.5) ** 2 for v in values) / 3)
+    assert mean == 3.5 and se == pytest.approx(sd / 2, rel=1e-12)
+    assert stats.mean_se([5.0]) == (5.0, None)
+    assert stats.fmt(3.5, se) == f"3.50 ± {se:.2f}" and stats.fmt(5.0, None) == "5.00 (1 seed)"
+    assert stats.t95(4) == 2.78 and stats.t95(40) == 2.0
+
+
+def test_paired_differences_are_over_seeds_and_over_tasks_only_with_one_seed():
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(3, 5, generator=gen), torch.randn(3, 5, generator=gen)
+    mean, se, unit = stats.paired(a.flatten(), b.flatten(), seeds=3)
+    per_seed = (a - b).double().mean(1)
+    assert unit == "3 seeds" and mean == pytest.approx(per_seed.mean().item())
+    assert se == pytest.approx((per_seed.std() / 3**0.5).item())
+    mean, se, unit = stats.paired(a[0], b[0])
+    assert unit == "5 tasks" and se == pytest.approx(((a[0] - b[0]).std() / 5**0.5).item())
+    assert stats.paired_lists([(2.0, 1.0), (1.0, 3.0), (4.0, 1.0)])[2] == 2  # two gained
+
+
+def test_the_reader_gives_back_what_a_run_logged(tmp_path):
+    writer = SummaryWriter(str(tmp_path / "tensorboard"))
+    for it in (1, 2, 3):
+        writer.add_scalar("time/iteration", 0.5 * it, it)
+        writer.add_scalar("train/env_steps", 100 * it, it)
+        writer.add_scalar("train/return_before_adaptation", -it, it)
+        writer.add_scalar("train/return_after_adaptation", it + 0.12345, it)
+    for k in range(11):  # eval/return_step_10 sorts after _2
+        writer.add_scalar(f"eval/return_step_{k}", float(k), 3)
+    writer.close()
+    assert [s for s, _ in scalars(tmp_path)["time/iteration"]] == [1, 2, 3]
+    seconds, curve = training_log(tmp_path)
+    assert seconds == pytest.approx(3.0)
+    assert curve == {
+        "env_steps": [100, 200, 300],
+        "return_before": [-1.0, -2.0, -3.0],
+        "return_after": [1.123, 2.123, 3.123],
+    }
+    assert eval_at(tmp_path, 3) == [float(k) for k in range(11)]
+    assert eval_at(tmp_path, 2) is None
+    assert scalars(tmp_path / "nothing") == {} and training_log(tmp_path / "nothing") == (0.0, {})
+
+
+def test_the_papers_gap_shares_are_those_of_its_numbers():
+    shares = {f: round(paper.gap_share(f), 2) for f in paper.LOCOMOTION}
+    # field notes section 9 (Ant direction: the half-batch MAML the presets compare with)
+    assert shares == {
+        "halfcheetah_dir": 0.68,
+        "halfcheetah_vel": 0.70,
+        "ant": 0.89,
+        "ant_dir": 0.83,
+    }
+    assert paper.NAVIGATION_MAML == [-40.41, -11.68, -3.33, -3.23]
