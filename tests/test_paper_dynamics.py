@@ -276,6 +276,9 @@ def test_paper_presets_hold_the_papers_settings_and_goals(family):
         assert not cfg.env.normalize_obs and cfg.policy.init == "xavier"
         assert cfg.policy.init_log_std == 0 and cfg.train.gae_lambda == 1.0
         assert cfg.train.iterations == its
+        # the paper's CG products: rllab's finite difference with base_eps 1, on every task
+        algo = (cfg.algorithm.hvp, cfg.algorithm.fd_eps, cfg.algorithm.fvp_task_fraction)
+        assert algo == ("finite_difference", 1.0, 1.0)
         assert np.allclose(np.asarray(cfg.eval.tasks)[:, 0], want, rtol=0, atol=1e-12)
         steps = 0 if baseline == "oracle" else 3  # the oracle is not adapted
         settings = (cfg.eval.num_tasks, cfg.eval.episodes_per_task, cfg.eval.num_steps)
