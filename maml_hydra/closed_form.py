@@ -244,7 +244,10 @@ class Forward:
 
 # ------------------------------------------------------------------------- the MAML products
 class ClosedForm:
-    """Everything of one meta-batch that CG's products share, computed once at theta."""
+    """Everything of one meta-batch that CG's products share, computed once at theta: TRPO's
+    exact curvature by hand (``meta_optimizers.Curvature``)."""
+
+    linear = True  # the product is a matrix: x^T H x from CG's residual
 
     def __init__(self, learner: MAML, theta: Tensor, batch: MetaBatch) -> None:
         reason = applies(learner)

@@ -11,6 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -84,10 +85,16 @@ def meta_gradient(learner: MAML, theta: Tensor, batch: MetaBatch):
     """Surrogate loss and its gradient with respect to the meta-parameters, through the
     adaptation. Returns (loss, gradient, outputs, vjp_fn) as ``adapted_outputs``."""
     outputs, vjp_fn = adapted_outputs(learner, theta, batch)
+    return (*_surrogate_gradient(outputs, vjp_fn, batch), outputs, vjp_fn)
+
+
+def _surrogate_gradient(outputs, vjp_fn, batch: MetaBatch) -> tuple[Tensor, Tensor]:
+    """The surrogate at the adapted policies' outputs and its gradient, pulled back to theta
+    through ``vjp_fn``."""
     leaves = tuple(o.detach().requires_grad_() for o in outputs)
     loss = surrogate_loss(*leaves, batch.query)
     (gradient,) = vjp_fn(torch.autograd.grad(loss, leaves))
-    return loss.detach(), gradient, outputs, vjp_fn
+    return loss.detach(), gradient
 
 
 # ------------------------------------------------------------------------ linear algebra
@@ -214,6 +221,64 @@ def line_search(
     return theta, -1, loss_before, torch.zeros(())
 
 
+# ------------------------------------------------------------------------ TRPO's curvature
+# What TRPO needs of one meta-batch at theta_old, behind one interface: the surrogate and its
+# gradient through the adaptation (``surrogate_gradient``), and CG's products with the KL's
+# Hessian (``fisher_product``). ``linear`` says whether the product is a matrix, so that
+# x^T H x comes from CG's residual; a finite difference takes one more product. Three kinds:
+# ``closed_form.ClosedForm`` (the exact product by hand), ``Autograd`` (the exact product
+# through the reverse graph) and ``FiniteDifference`` (rllab's product, the paper's).
+
+
+class Curvature(Protocol):
+    linear: bool
+
+    def surrogate_gradient(self) -> tuple[Tensor, Tensor]: ...
+
+    def fisher_product(self, damping: float) -> Callable[[Tensor], Tensor]: ...
+
+
+class Autograd:
+    """The exact product J^T F J through one reverse graph of the adaptation, built here and
+    reused by the meta-gradient and every CG product (``fisher_vector_product``)."""
+
+    linear = True
+
+    def __init__(self, learner: MAML, theta: Tensor, batch: MetaBatch) -> None:
+        self.batch = batch
+        self.outputs, self.vjp_fn = adapted_outputs(learner, theta, batch)
+
+    def surrogate_gradient(self) -> tuple[Tensor, Tensor]:
+        return _surrogate_gradient(self.outputs, self.vjp_fn, self.batch)
+
+    def fisher_product(self, damping: float) -> Callable[[Tensor], Tensor]:
+        return fisher_vector_product(self.vjp_fn, self.outputs, self.batch.query.mask, damping)
+
+
+class FiniteDifference:
+    """rllab's product (``finite_difference_hvp``), each KL gradient by hand (``closed``) or
+    through autograd; the surrogate's gradient the same way. Nothing is built until asked."""
+
+    linear = False
+
+    def __init__(
+        self, learner: MAML, theta: Tensor, batch: MetaBatch, base_eps: float, closed: bool
+    ) -> None:
+        self.learner, self.theta, self.batch = learner, theta, batch
+        self.base_eps, self.closed = base_eps, closed
+
+    def surrogate_gradient(self) -> tuple[Tensor, Tensor]:
+        if self.closed:
+            return ClosedForm(self.learner, self.theta, self.batch).surrogate_gradient()
+        loss, gradient, _, _ = meta_gradient(self.learner, self.theta, self.batch)
+        return loss, gradient
+
+    def fisher_product(self, damping: float) -> Callable[[Tensor], Tensor]:
+        return finite_difference_hvp(
+            self.learner, self.theta, self.batch, self.base_eps, damping, self.closed
+        )
+
+
 # ----------------------------------------------------------------------------- optimizers
 class TRPO:
     """MAML-TRPO: the natural-gradient step of TRPO on the post-adaptation surrogate.
@@ -241,6 +306,14 @@ class TRPO:
             return None
         return torch.randperm(num_tasks, generator=self.rng)[:count].sort().values
 
+    def curvature(self, theta: Tensor, batch: MetaBatch) -> Curvature:
+        """The configured curvature of ``batch`` at theta (``TRPOConfig.hvp``, ``closed_form``)."""
+        if self.cfg.hvp == HVP.finite_difference:
+            return FiniteDifference(self.learner, theta, batch, self.cfg.fd_eps, self.closed_form)
+        if self.closed_form:
+            return ClosedForm(self.learner, theta, batch)
+        return Autograd(self.learner, theta, batch)
+
     def step(self, theta: Tensor, batch: MetaBatch) -> tuple[Tensor, dict[str, float]]:
         cfg, query = self.cfg, batch.query
         timings: dict[str, float] = {}
@@ -251,37 +324,21 @@ class TRPO:
                 mean, log_std = self.learner.query_dist(th, batch)
                 return surrogate_loss(mean, log_std, query), mean_kl(mean, log_std, query)
 
-        if self.closed_form:
-            products = ClosedForm(self.learner, theta, batch)
-            loss_before, gradient = products.surrogate_gradient()
-        else:  # one reverse graph through the adaptation, reused by every HVP below
-            loss_before, gradient, outputs, vjp_fn = meta_gradient(self.learner, theta, batch)
+        products = self.curvature(theta, batch)
+        loss_before, gradient = products.surrogate_gradient()
         timings["meta_gradient"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
         tasks = self.fisher_tasks(query.obs.shape[0])
-        fisher_batch = batch if tasks is None else batch.select(tasks.to(theta.device))
-        if cfg.hvp == HVP.finite_difference:
-            if not self.closed_form:
-                del outputs, vjp_fn  # every product runs its own adaptations
-            hvp = finite_difference_hvp(
-                self.learner, theta, fisher_batch, cfg.fd_eps, cfg.cg_damping, self.closed_form
-            )
-            direction, _ = conjugate_gradient(hvp, gradient, cfg.cg_iters)
-            curvature = direction @ hvp(direction)  # not linear in v: one more product, as rllab
-        else:
-            if self.closed_form:
-                if tasks is not None:
-                    products = ClosedForm(self.learner, theta, fisher_batch)
-                hvp = products.fisher_product(cfg.cg_damping)
-            else:
-                if tasks is not None:
-                    del outputs, vjp_fn  # the full graph is not needed any more
-                    outputs, vjp_fn = adapted_outputs(self.learner, theta, fisher_batch)
-                mask = fisher_batch.query.mask
-                hvp = fisher_vector_product(vjp_fn, outputs, mask, cfg.cg_damping)
-            direction, residual = conjugate_gradient(hvp, gradient, cfg.cg_iters)
+        if tasks is not None:  # the full batch's products are not needed any more
+            products = None
+            products = self.curvature(theta, batch.select(tasks.to(theta.device)))
+        hvp = products.fisher_product(cfg.cg_damping)
+        direction, residual = conjugate_gradient(hvp, gradient, cfg.cg_iters)
+        if products.linear:
             curvature = direction @ (gradient - residual)  # = direction^T (H + damping) direction
+        else:  # not linear in v: one more product, as rllab
+            curvature = direction @ hvp(direction)
         full_step = trust_region_step(direction, curvature, cfg.max_kl)
         timings["cg"] = time.perf_counter() - clock
 

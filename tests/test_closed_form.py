@@ -14,6 +14,8 @@ from maml_hydra.config import TRPOConfig
 from maml_hydra.learner import ParamLayout
 from maml_hydra.meta_optimizers import (
     TRPO,
+    Autograd,
+    FiniteDifference,
     finite_difference_hvp,
     fisher_vector_product,
     mean_kl,
@@ -140,6 +142,15 @@ def test_trpo_uses_the_closed_form_only_where_it_applies(caplog, kwargs, reason)
     assert (reason is not None) == (f"no closed form: {reason}" in caplog.text)
     assert not TRPO(TRPOConfig(closed_form=False), learner).closed_form
     assert TRPO(TRPOConfig(hvp="finite_difference"), learner).closed_form == (reason is None)
+    # one curvature per step, by TRPOConfig.hvp and the closed form's reach
+    exact = ClosedForm if reason is None else Autograd
+    for hvp, closed, kind in [
+        ("gauss_newton", True, exact),
+        ("gauss_newton", False, Autograd),
+        ("finite_difference", True, FiniteDifference),
+    ]:
+        products = TRPO(TRPOConfig(hvp=hvp, closed_form=closed), learner).curvature(theta, batch)
+        assert type(products) is kind and products.linear == (hvp == "gauss_newton")
     if reason is not None:
         with pytest.raises(ValueError, match=reason):
             ClosedForm(learner, theta, batch)
