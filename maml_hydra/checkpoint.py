@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from maml_hydra.config import Config, ConfigError, config_from_yaml, flatten_config
+from maml_hydra.rundir import checkpoint_path, continues
 
 # What every checkpoint holds (``Experiment.state_dict``).
 KEYS = ("format", "iteration", "env_steps", "learner", "meta_optimizer", "rng", "config")
@@ -160,7 +161,7 @@ def prepare_run_dir(cfg: Config, run_dir: Path) -> None:
     Raises CheckpointError, having changed nothing."""
     if run_dir.is_file():
         raise CheckpointError(f"{run_dir}: is a file, not a run directory")
-    checkpoint = run_dir / "checkpoints" / "last.pt"
-    if cfg.resume is not None or checkpoint.is_file():
+    checkpoint = checkpoint_path(run_dir)
+    if continues(cfg.resume, run_dir):
         check_resumable(load_checkpoint(checkpoint), cfg, checkpoint)
     claim_run_dir(run_dir)

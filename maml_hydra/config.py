@@ -25,6 +25,8 @@ from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict, read_write
 
+from maml_hydra import rundir  # noqa: F401  (registers conf/config.yaml's run-directory resolvers)
+
 
 class ConfigError(ValueError):
     """A configuration value that is well-typed but not allowed; the message names the key."""
@@ -701,12 +703,6 @@ def register_configs() -> None:
 
 
 register_configs()
-
-# ``${or_default:${resume},outputs/...}``: a resumed run continues in its own directory.
-if not OmegaConf.has_resolver("or_default"):
-    OmegaConf.register_new_resolver(
-        "or_default", lambda value, default: value if value else default
-    )
 
 
 # --------------------------------------------------------------------------- conversions

@@ -47,17 +47,10 @@ class Evaluator:
     def evaluate(self, theta: Tensor) -> Tensor:
         """Mean episode return (sum of rewards) per task after k steps, shape [K+1, tasks]."""
         rng = generator("eval-actions", self.cfg.seed, self.device)
-        params = {k: v.detach() for k, v in self.learner.layout.unflatten(theta).items()}
-        batched = False
-        returns = []
-        for k in range(self.cfg.num_steps + 1):
-            traj = self.learner.rollout(self.env, params, batched, rng, self.plan)
-            returns.append(traj.task_returns())
-            if k < self.cfg.num_steps:
-                with torch.no_grad():
-                    params = self.learner.adapt_step(params, traj, self.step_size(k), batched)
-                batched = True
-        return torch.stack(returns)
+        batches = self.learner.adaptation(
+            self.env, theta, rng, self.plan, self.cfg.num_steps, self.step_size
+        )
+        return torch.stack([traj.task_returns() for traj in batches])
 
 
 def summarize_returns(returns: Tensor) -> dict:

@@ -7,7 +7,6 @@ import json
 import logging
 import math
 import time
-from datetime import datetime
 from pathlib import Path
 
 import torch
@@ -29,6 +28,7 @@ from maml_hydra.learner import MAML, MetaBatch
 from maml_hydra.logger import RunLogger, Stopwatch, closing_summary, peak_memory
 from maml_hydra.meta_optimizers import pre_update_kl
 from maml_hydra.policy import GaussianMLPPolicy
+from maml_hydra.rundir import checkpoint_path, default_run_dir
 from maml_hydra.sampling import SamplingPlan
 from maml_hydra.seeding import generator
 from maml_hydra.tasks.base import RunningNormalizer
@@ -67,7 +67,9 @@ class Experiment:
         self.cfg = cfg
         self._config_yaml = config_to_yaml(cfg)  # saved in checkpoints
         if run_dir is None:
-            run_dir = cfg.resume or Path("outputs") / datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
+            run_dir = cfg.resume or default_run_dir(
+                cfg.env.name, cfg.baseline.name, cfg.algorithm.name, cfg.seed
+            )
         self.run_dir = Path(run_dir)
         self.device = torch.device(cfg.device)
         torch.manual_seed(cfg.seed)
@@ -108,7 +110,7 @@ class Experiment:
     # ------------------------------------------------------------------- checkpoints
     @property
     def checkpoint_path(self) -> Path:
-        return self.run_dir / "checkpoints" / "last.pt"
+        return checkpoint_path(self.run_dir)
 
     def state_dict(self) -> dict:
         return {

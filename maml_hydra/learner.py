@@ -3,6 +3,7 @@ with ``torch.func`` and ``vmap``ped over tasks, differentiable for the meta-grad
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import torch
@@ -203,6 +204,37 @@ class MAML:
         dist = self.sampling_dist(params, batched)
         return rollout(env, dist, generator, self.gamma, self.gae_lambda, plan.budget, plan.pooled)
 
+    def inner_step(self, k: int) -> float:
+        """The size of meta-training's inner step k: ``inner.lr`` for every step (with Meta-SGD,
+        the learned step sizes are used instead)."""
+        return self.lr
+
+    def adaptation(
+        self,
+        env: TaskFamily,
+        theta: Tensor,
+        generator: torch.Generator,
+        plan: SamplingPlan,
+        steps: int,
+        step_size: Callable[[int], float],
+        watch: Stopwatch | None = None,
+    ) -> Iterator[Trajectories]:
+        """Sample every task of ``env`` with theta, take an inner step on that batch (step k of
+        size ``step_size(k)``), sample with the adapted policies, and so on: the ``steps + 1``
+        batches, yielded as they are sampled. Meta-training's support and query batches
+        (``sample``) and the evaluation's held-out batches (``Evaluator.evaluate``) alike."""
+        watch = watch or Stopwatch()
+        params = {k: v.detach() for k, v in self.layout.unflatten(theta).items()}
+        batched = False
+        for k in range(steps + 1):
+            with watch("sampling"):
+                traj = self.rollout(env, params, batched, generator, plan)
+            yield traj
+            if k < steps:
+                with watch("adaptation"), torch.no_grad():
+                    params = self.adapt_step(params, traj, step_size(k), batched)
+                batched = True
+
     def sample(
         self,
         env: TaskFamily,
@@ -212,17 +244,6 @@ class MAML:
         watch: Stopwatch | None = None,
     ) -> MetaBatch:
         """Support batches with theta, theta_1, ..., then the query batch with theta_K."""
-        watch = watch or Stopwatch()
-        params = {k: v.detach() for k, v in self.layout.unflatten(theta).items()}
-        batched = False
-        supports = []
-        for _ in range(self.num_steps):
-            with watch("sampling"):
-                traj = self.rollout(env, params, batched, generator, plan)
-            supports.append(traj)
-            with watch("adaptation"), torch.no_grad():
-                params = self.adapt_step(params, traj, self.lr, batched)
-            batched = True
-        with watch("sampling"):
-            query = self.rollout(env, params, batched, generator, plan)
-        return MetaBatch(tuple(supports), query)
+        steps = self.adaptation(env, theta, generator, plan, self.num_steps, self.inner_step, watch)
+        batches = list(steps)
+        return MetaBatch(tuple(batches[:-1]), batches[-1])

@@ -24,6 +24,7 @@ from maml_hydra.checkpoint import (
 )
 from maml_hydra.config import Config, EvaluateConfig
 from maml_hydra.results.stats import mean_se
+from maml_hydra.rundir import CHECKPOINT, checkpoint_path
 from maml_hydra.sampling import SamplingPlan
 
 matplotlib.use("Agg")
@@ -43,11 +44,11 @@ def find_runs(root: Path) -> list[Path]:
         raise EvaluationError(f"{root}: no such directory")
 
     def is_run(p: Path) -> bool:
-        return (p / ".hydra" / "config.yaml").is_file() or (p / "checkpoints" / "last.pt").is_file()
+        return (p / ".hydra" / "config.yaml").is_file() or checkpoint_path(p).is_file()
 
     if is_run(root):
         return [root]
-    markers = [*root.rglob(".hydra/config.yaml"), *root.rglob("checkpoints/last.pt")]
+    markers = [*root.rglob(".hydra/config.yaml"), *root.rglob(str(CHECKPOINT))]
     runs = sorted({p.parent.parent for p in markers if "eval" not in p.relative_to(root).parts})
     if not runs:
         raise EvaluationError(
@@ -59,7 +60,7 @@ def find_runs(root: Path) -> list[Path]:
 def run_config(run: Path, modules: list[str] = ()) -> tuple[Config, dict]:
     """The run's config, as saved in its checkpoint (which must exist and load). Its task family
     must be the package's or in ``modules``, checked before anything is imported."""
-    path = run / "checkpoints" / "last.pt"
+    path = checkpoint_path(run)
     state = load_checkpoint(path)
     return checkpoint_config(state, path, list(modules)), state
 

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from maml_hydra import cli
 from maml_hydra.config import ConfigError, to_config
+from maml_hydra.rundir import continues
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def main(cfg: DictConfig) -> float:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         config = to_config(cfg, check=False)  # the Experiment checks it
-        if config.resume is None and (run_dir / "checkpoints" / "last.pt").is_file():
+        if config.resume is None and continues(None, run_dir):
             # A run directory that already holds a checkpoint is continued, never overwritten:
             # this is how a requeued SLURM job picks up where it was preempted.
             log.info("continuing %s from its checkpoint", run_dir)

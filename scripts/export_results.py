@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from maml_hydra.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
 from maml_hydra.results.tensorboard import training_log  # noqa: E402
+from maml_hydra.rundir import checkpoint_path  # noqa: E402
 
 
 def export(sweep: Path, out: Path, commit: str) -> list[Path]:
@@ -47,7 +48,7 @@ def export(sweep: Path, out: Path, commit: str) -> list[Path]:
     for entry in results["runs"].values():
         run = Path(entry["run"])
         try:
-            state = load_checkpoint(run / "checkpoints" / "last.pt")
+            state = load_checkpoint(checkpoint_path(run))
         except CheckpointError as err:
             raise SystemExit(f"error: {err}") from None
         config = OmegaConf.create(state["config"])
@@ -89,7 +90,7 @@ def export_runs(
         if not summary_path.is_file():
             raise SystemExit(f"error: {summary_path}: missing; the run did not finish")
         try:
-            state = load_checkpoint(run / "checkpoints" / "last.pt")
+            state = load_checkpoint(checkpoint_path(run))
         except CheckpointError as err:
             raise SystemExit(f"error: {err}") from None
         summary = json.loads(summary_path.read_text())
@@ -147,7 +148,7 @@ def export_search(sweep: Path, out: Path, commit: str) -> list[Path]:
             raise SystemExit(f"error: {summary_path}: missing; the trial did not finish")
         summary = json.loads(summary_path.read_text())
         try:
-            state = load_checkpoint(run / "checkpoints" / "last.pt")
+            state = load_checkpoint(checkpoint_path(run))
         except CheckpointError as err:
             raise SystemExit(f"error: {err}") from None
         config = OmegaConf.create(state["config"])

@@ -34,6 +34,7 @@ from maml_hydra.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
 from maml_hydra.results import paper as published  # noqa: E402
 from maml_hydra.results.stats import mean_se, paired_lists  # noqa: E402
 from maml_hydra.results.tensorboard import eval_at, training_log  # noqa: E402
+from maml_hydra.rundir import checkpoint_path  # noqa: E402
 
 COLUMNS = ("held_out", "original", "at")  # a row's columns, as the table prints them
 
@@ -81,7 +82,7 @@ def export(run_dir: Path, columns: dict, at: int, out: Path) -> Path:
     """``<out>/<run>.json``: the run's columns (``row``'s), per-task returns, config, commit,
     env steps and training wall time (the sum of TensorBoard's ``time/iteration``)."""
     try:
-        state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+        state = load_checkpoint(checkpoint_path(run_dir))
     except CheckpointError as err:
         fail(str(err))
     own = read_json(run_dir / "eval_results.json")
