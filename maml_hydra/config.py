@@ -823,13 +823,23 @@ def validate_launcher(launcher: DictConfig) -> None:
         require(delay < minutes * 60, "hydra.launcher.signal_delay_s", delay, rule)
 
 
-def validate_sweeper(sweeper: DictConfig) -> None:
+def settle_sweeper(config: DictConfig) -> None:
     """An Optuna search (``hydra/sweeper=optuna``) maximises each run's returned objective, a
-    held-out return (``evaluator.objective_step``); the plugin's default direction minimises."""
+    held-out return (``evaluator.objective_step``). The plugin's own default direction
+    minimises, and a config of the same name cannot change it (Hydra matches it to the plugin's
+    schema), so an Optuna sweep that does not name a direction is set to maximise here, before
+    the sweeper is built from this config (and its multirun.yaml records it); one that names
+    any other direction is refused."""
+    sweeper = config.hydra.sweeper
     if not str(sweeper.get("_target_", "")).endswith("OptunaSweeper"):
         return
     direction = sweeper.get("direction")
     name = getattr(direction, "name", str(direction))
+    named = any(o.startswith("hydra.sweeper.direction=") for o in config.hydra.overrides.hydra)
+    if name == "minimize" and not named:
+        with read_write(sweeper):
+            sweeper.direction = "maximize"
+        return
     rule = "must be maximize: the objective each run returns is its held-out return"
     require(name == "maximize", "hydra.sweeper.direction", name, rule)
 
@@ -856,7 +866,7 @@ class ValidateOnStart(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _exit_on_error(lambda: to_config(config))
         _exit_on_error(lambda: validate_launcher(config.hydra.launcher))
-        _exit_on_error(lambda: validate_sweeper(config.hydra.sweeper))
+        _exit_on_error(lambda: settle_sweeper(config))
 
 
 def _exit_on_error(check: Callable[[], Any]) -> Any:

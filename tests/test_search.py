@@ -7,15 +7,15 @@ import json
 import pytest
 import yaml
 
+from maml_hydra.config import settle_sweeper
 from maml_hydra.evaluator import objective_step
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, compose_config, make_config, run_cli
 from tests.test_report import python_script
 
 TINY_SEARCH = [o for o in TINY if not o.startswith("train.iterations=")] + ["train.iterations=1"]
-OPTUNA = [
+OPTUNA = [  # no direction named: the project's Optuna searches maximise
     "-m",
     "hydra/sweeper=optuna",
-    "hydra.sweeper.direction=maximize",
     "hydra.sweeper.n_trials=3",
     "hydra.sweeper.n_jobs=1",
     "hydra.sweeper.sampler.seed=0",
@@ -69,7 +69,7 @@ def test_optuna_maximises_the_held_out_return_the_runs_return(tmp_path):
 
 def test_a_search_that_would_minimise_the_return_is_refused(tmp_path):
     sweep = tmp_path / "search"
-    args = [a for a in OPTUNA if not a.startswith("hydra.sweeper.direction")]
+    args = [*OPTUNA, "hydra.sweeper.direction=minimize"]
     result = run_cli([*args, *TINY_SEARCH, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert (
@@ -78,6 +78,24 @@ def test_a_search_that_would_minimise_the_return_is_refused(tmp_path):
         .startswith("error: hydra.sweeper.direction='minimize' is not allowed: must be maximize")
     )
     assert not sweep.exists()
+
+
+def test_an_optuna_sweep_without_a_direction_is_set_to_maximise():
+    config = compose_config(["hydra/sweeper=optuna"], return_hydra_config=True)
+    assert config.hydra.sweeper.direction.name == "minimize"  # the plugin's own default
+    settle_sweeper(config)
+    assert config.hydra.sweeper.direction == "maximize"  # as the plugin reads a named one
+    settle_sweeper(compose_config(return_hydra_config=True))  # the basic sweeper: untouched
+
+
+def test_the_committed_search_space_maximises_over_mamls_main_settings():
+    config = compose_config(["hparams_search=maml_optuna", "seed=3"], return_hydra_config=True)
+    sweeper = config.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "maximize"
+    assert set(sweeper.params) == {"inner.lr", "train.gae_lambda", "algorithm"}
+    assert sweeper.sampler.seed == 3
+    cfg = make_config(["hparams_search=maml_optuna", "inner.lr=0.3"])
+    assert cfg.eval.lrs == [0.3]  # each trial adapts at its own step size
 
 
 def test_a_plain_sweep_over_another_key_keeps_each_job_apart(tmp_path):
