@@ -704,6 +704,10 @@ def register_configs() -> None:
 
 register_configs()
 
+# conf/config.yaml's default eval.lrs: ``${half:${inner.lr}}``.
+if not OmegaConf.has_resolver("half"):
+    OmegaConf.register_new_resolver("half", lambda value: float(value) / 2)
+
 
 # --------------------------------------------------------------------------- conversions
 def to_config(cfg: DictConfig | Config, check: bool = True) -> Config:
