@@ -12,14 +12,72 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 
-from maml_hydra.config import Config, ConfigError, config_from_yaml, flatten_config
+from maml_hydra.config import (
+    AlgorithmConfig,
+    Config,
+    ConfigError,
+    EnvConfig,
+    _subclasses,
+    flatten_config,
+)
 from maml_hydra.rundir import checkpoint_path, continues
 
 # What every checkpoint holds (``Experiment.state_dict``).
 KEYS = ("format", "iteration", "env_steps", "learner", "meta_optimizer", "rng", "config")
 # Config keys that may differ between a run and its resumption.
 RESUMABLE_KEYS = ("resume", "train.iterations", "train.log_every", "progress", "device")
+
+
+# ---------------------------------------------------------------- configs read back
+def config_from_yaml(text: str, modules: list[str] | None = None) -> Config:
+    """A typed Config from YAML written by ``OmegaConf.to_yaml`` (as in a checkpoint). The
+    ``env`` and ``algorithm`` schemas are the subclasses whose ``_target_`` the YAML names. An
+    env family defined outside the package uses the base EnvConfig (its settings in params),
+    and with ``modules`` given its module must be one of them: a checkpoint then names only
+    classes it may import, checked here before anything imports them."""
+    raw = _legacy_baseline(OmegaConf.create(text))
+    typed = OmegaConf.structured(Config)
+    for key, base in (("env", EnvConfig), ("algorithm", AlgorithmConfig)):
+        target = raw[key]["_target_"]
+        schema = next(
+            (c for c in _subclasses(base) if getattr(c, "_target_", None) == target), None
+        )
+        if schema is None and base is EnvConfig:
+            module = str(target).rpartition(".")[0]
+            if modules is not None and module not in modules:
+                raise ConfigError(
+                    f"env._target_={target!r} is not allowed: not a task family of maml_hydra; "
+                    f"name its module to allow it (modules=[{module}])"
+                )
+            schema = EnvConfig
+        if schema is None:
+            raise ConfigError(
+                f"{key}._target_={target!r} is not allowed: no {base.__name__} schema has it"
+            )
+        typed[key] = OmegaConf.structured(schema)
+    return OmegaConf.to_object(OmegaConf.merge(typed, raw))
+
+
+def _legacy_baseline(raw: DictConfig) -> DictConfig:
+    """Checkpoints written before baselines were applied in the config kept the baseline's
+    effects as flags; turn them into the keys that ran."""
+    baseline = raw.get("baseline", {})
+    flags = {
+        k: baseline.pop(k)
+        for k in ("meta_train", "oracle", "train", "adapt_at_eval")
+        if k in baseline
+    }
+    if not flags.get("meta_train", True):
+        raw.inner.num_steps = 0
+    if flags.get("oracle", False):
+        raw.env.oracle = True
+    if not flags.get("adapt_at_eval", True):
+        raw.eval.num_steps = 0
+    if not flags.get("train", True):
+        raw.train.iterations = 0
+    return raw
 
 
 @functools.cache

@@ -14,18 +14,13 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from hydra.experimental.callback import Callback
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict, read_write
-
-from maml_hydra import rundir  # noqa: F401  (registers conf/config.yaml's run-directory resolvers)
 
 
 class ConfigError(ValueError):
@@ -704,10 +699,6 @@ def register_configs() -> None:
 
 register_configs()
 
-# conf/config.yaml's default eval.lrs: ``${half:${inner.lr}}``.
-if not OmegaConf.has_resolver("half"):
-    OmegaConf.register_new_resolver("half", lambda value: float(value) / 2)
-
 
 # --------------------------------------------------------------------------- conversions
 def to_config(cfg: DictConfig | Config, check: bool = True) -> Config:
@@ -723,55 +714,6 @@ def to_config(cfg: DictConfig | Config, check: bool = True) -> Config:
     if check:
         cfg.check()
     return cfg
-
-
-def config_from_yaml(text: str, modules: list[str] | None = None) -> Config:
-    """A typed Config from YAML written by ``OmegaConf.to_yaml`` (as in a checkpoint). The
-    ``env`` and ``algorithm`` schemas are the subclasses whose ``_target_`` the YAML names. An
-    env family defined outside the package uses the base EnvConfig (its settings in params),
-    and with ``modules`` given its module must be one of them: a checkpoint then names only
-    classes it may import, checked here before anything imports them."""
-    raw = _legacy_baseline(OmegaConf.create(text))
-    typed = OmegaConf.structured(Config)
-    for key, base in (("env", EnvConfig), ("algorithm", AlgorithmConfig)):
-        target = raw[key]["_target_"]
-        schema = next(
-            (c for c in _subclasses(base) if getattr(c, "_target_", None) == target), None
-        )
-        if schema is None and base is EnvConfig:
-            module = str(target).rpartition(".")[0]
-            if modules is not None and module not in modules:
-                raise ConfigError(
-                    f"env._target_={target!r} is not allowed: not a task family of maml_hydra; "
-                    f"name its module to allow it (modules=[{module}])"
-                )
-            schema = EnvConfig
-        if schema is None:
-            raise ConfigError(
-                f"{key}._target_={target!r} is not allowed: no {base.__name__} schema has it"
-            )
-        typed[key] = OmegaConf.structured(schema)
-    return OmegaConf.to_object(OmegaConf.merge(typed, raw))
-
-
-def _legacy_baseline(raw: DictConfig) -> DictConfig:
-    """Checkpoints written before baselines were applied in the config kept the baseline's
-    effects as flags; turn them into the keys that ran."""
-    baseline = raw.get("baseline", {})
-    flags = {
-        k: baseline.pop(k)
-        for k in ("meta_train", "oracle", "train", "adapt_at_eval")
-        if k in baseline
-    }
-    if not flags.get("meta_train", True):
-        raw.inner.num_steps = 0
-    if flags.get("oracle", False):
-        raw.env.oracle = True
-    if not flags.get("adapt_at_eval", True):
-        raw.eval.num_steps = 0
-    if not flags.get("train", True):
-        raw.train.iterations = 0
-    return raw
 
 
 def flatten_config(cfg) -> dict[str, object]:
@@ -794,87 +736,3 @@ def flatten_config(cfg) -> dict[str, object]:
 def config_to_yaml(cfg: Config) -> str:
     """The YAML a checkpoint stores (``config_from_yaml`` reads it back)."""
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
-
-
-# ----------------------------------------------------------------------------- launchers
-LAUNCHER_POSITIVE = (
-    "timeout_min",
-    "nodes",
-    "tasks_per_node",
-    "cpus_per_task",
-    "gpus_per_node",
-    "mem_gb",
-    "array_parallelism",
-)
-
-
-def validate_launcher(launcher: DictConfig) -> None:
-    """Resource values of a submitit launcher (``hydra.launcher``), checked before submission.
-    Unknown keys are already refused by the launcher's own schema."""
-    for key in LAUNCHER_POSITIVE:
-        value = launcher.get(key)
-        if value is not None:
-            at_least(f"hydra.launcher.{key}", value, 1)
-    for key in ("signal_delay_s", "max_num_timeout"):
-        value = launcher.get(key)
-        if value is not None:
-            at_least(f"hydra.launcher.{key}", value, 0)
-    delay, minutes = launcher.get("signal_delay_s"), launcher.get("timeout_min")
-    if delay is not None and minutes is not None:
-        # USR2 comes signal_delay_s before the time limit: at or past the start, it would
-        # arrive before the job has done anything to checkpoint
-        rule = f"must be < hydra.launcher.timeout_min * 60 = {minutes * 60}"
-        require(delay < minutes * 60, "hydra.launcher.signal_delay_s", delay, rule)
-
-
-def settle_sweeper(config: DictConfig) -> None:
-    """An Optuna search (``hydra/sweeper=optuna``) maximises each run's returned objective, a
-    held-out return (``evaluator.objective_step``). The plugin's own default direction
-    minimises, and a config of the same name cannot change it (Hydra matches it to the plugin's
-    schema), so an Optuna sweep that does not name a direction is set to maximise here, before
-    the sweeper is built from this config (and its multirun.yaml records it); one that names
-    any other direction is refused."""
-    sweeper = config.hydra.sweeper
-    if not str(sweeper.get("_target_", "")).endswith("OptunaSweeper"):
-        return
-    direction = sweeper.get("direction")
-    name = getattr(direction, "name", str(direction))
-    named = any(o.startswith("hydra.sweeper.direction=") for o in config.hydra.overrides.hydra)
-    if name == "minimize" and not named:
-        with read_write(sweeper):
-            sweeper.direction = "maximize"
-        return
-    rule = "must be maximize: the objective each run returns is its held-out return"
-    require(name == "maximize", "hydra.sweeper.direction", name, rule)
-
-
-class ValidateOnStart(Callback):
-    """Hydra callback: check the config, and the run directory it will write to, before Hydra
-    creates or writes anything there.
-
-    ``on_run_start``/``on_multirun_start`` fire before ``run_job`` makes the output folder and
-    writes ``.hydra/`` and the log, so a refused command leaves the run directory as it was (or
-    absent). In a sweep each job's Experiment checks its own values and claims its directory.
-    """
-
-    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        cfg = _exit_on_error(lambda: to_config(config))
-        if isinstance(cfg, Config):
-            from maml_hydra.checkpoint import CheckpointError, prepare_run_dir
-
-            try:
-                prepare_run_dir(cfg, Path(str(config.hydra.run.dir)))
-            except CheckpointError as err:
-                sys.exit(f"error: {err}")
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _exit_on_error(lambda: to_config(config))
-        _exit_on_error(lambda: validate_launcher(config.hydra.launcher))
-        _exit_on_error(lambda: settle_sweeper(config))
-
-
-def _exit_on_error(check: Callable[[], Any]) -> Any:
-    try:
-        return check()
-    except ConfigError as err:
-        sys.exit(f"error: {err}")

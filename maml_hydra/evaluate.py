@@ -11,7 +11,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from maml_hydra import cli
+from maml_hydra import hydra_glue
 from maml_hydra.config import ConfigError, EvaluateConfig
 
 
@@ -38,7 +38,8 @@ def _main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Accept the directory as a plain first argument as well as ``dir=...``."""
-    cli.run(_main, [a if "=" in a or a.startswith("-") else f"dir={a}" for a in sys.argv[1:]])
+    args = [a if "=" in a or a.startswith("-") else f"dir={a}" for a in sys.argv[1:]]
+    hydra_glue.run(_main, args)
 
 
 if __name__ == "__main__":

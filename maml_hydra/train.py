@@ -11,7 +11,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from maml_hydra import cli
+from maml_hydra import hydra_glue
 from maml_hydra.config import ConfigError, to_config
 from maml_hydra.rundir import continues
 
@@ -39,4 +39,4 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    hydra_glue.run(main)

@@ -40,6 +40,7 @@ from hydra import compose, initialize_config_dir
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from maml_hydra import hydra_glue  # noqa: E402, F401  (conf/config.yaml's resolvers)
 from maml_hydra.config import to_config  # noqa: E402
 from maml_hydra.experiment import Experiment  # noqa: E402
 

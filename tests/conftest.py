@@ -18,6 +18,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
+from maml_hydra import hydra_glue  # noqa: E402, F401  (conf/config.yaml's resolvers)
 from maml_hydra.config import Config, to_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -328,7 +328,8 @@ def test_a_config_error_is_refused_before_torch_is_imported(tmp_path):
 def test_a_checkpoint_config_from_before_baselines_were_keys_reads_as_what_ran():
     """Older checkpoints stored baseline flags and the keys as composed; read back, they hold
     the keys that ran."""
-    from maml_hydra.config import config_from_yaml, config_to_yaml
+    from maml_hydra.checkpoint import config_from_yaml
+    from maml_hydra.config import config_to_yaml
 
     old = OmegaConf.create(config_to_yaml(make_config()))
     old.baseline = {

@@ -7,8 +7,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.func import grad, hessian, jacrev, vmap
 
-from maml_hydra.checkpoint import load_checkpoint
-from maml_hydra.config import Estimator, InnerConfig, ProMPConfig, config_from_yaml
+from maml_hydra.checkpoint import config_from_yaml, load_checkpoint
+from maml_hydra.config import Estimator, InnerConfig, ProMPConfig
 from maml_hydra.estimators import episode_cumsum
 from maml_hydra.learner import MAML
 from maml_hydra.meta_optimizers import ProMP, clipped_surrogate_loss, inner_kls, pre_update_kl

@@ -223,8 +223,10 @@ def test_early_ends_in_the_batched_sampler_average_over_completed_episodes(sampl
 def test_a_stored_config_without_the_key_is_gymnasium_dynamics():
     from pathlib import Path
 
-    from maml_hydra.checkpoint import load_checkpoint  # noqa: F401  (the same reader)
-    from maml_hydra.config import config_from_yaml
+    from maml_hydra.checkpoint import (
+        config_from_yaml,
+        load_checkpoint,  # noqa: F401  (the same reader)
+    )
 
     root = Path(__file__).resolve().parents[1] / "docs" / "results"
     stored = next(p for p in sorted(root.glob("halfcheetah_dir/*.json")))
@@ -238,7 +240,8 @@ def test_a_stored_config_without_the_key_is_gymnasium_dynamics():
 
 
 def test_null_frame_skip_and_reset_noise_are_the_dynamics_own_in_what_is_stored():
-    from maml_hydra.config import config_from_yaml, config_to_yaml
+    from maml_hydra.checkpoint import config_from_yaml
+    from maml_hydra.config import config_to_yaml
 
     for dynamics, skip, noise in (("rllab", 1, None), ("gymnasium", 5, 0.1)):
         cfg = make_config(["env=ant", f"env.dynamics={dynamics}"])

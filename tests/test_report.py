@@ -17,8 +17,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from maml_hydra.checkpoint import load_checkpoint, save_checkpoint
-from maml_hydra.config import EvalConfig, EvaluateConfig, config_from_yaml
+from maml_hydra.checkpoint import config_from_yaml, load_checkpoint, save_checkpoint
+from maml_hydra.config import EvalConfig, EvaluateConfig
 from maml_hydra.experiment import Experiment
 from maml_hydra.report import EvaluationError, make_report
 from maml_hydra.seeding import generator

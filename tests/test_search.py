@@ -7,8 +7,8 @@ import json
 import pytest
 import yaml
 
-from maml_hydra.config import settle_sweeper
 from maml_hydra.evaluator import objective_step
+from maml_hydra.hydra_glue import settle_sweeper
 from tests.conftest import TINY, compose_config, make_config, run_cli
 from tests.test_report import python_script
 

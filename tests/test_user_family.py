@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from maml_hydra.checkpoint import load_checkpoint
-from maml_hydra.config import config_from_yaml
+from maml_hydra.checkpoint import config_from_yaml, load_checkpoint
 from tests.conftest import TINY, run_cli
 
 FAMILY = '''
