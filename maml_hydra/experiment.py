@@ -29,6 +29,7 @@ from maml_hydra.logger import RunLogger, Stopwatch, closing_summary, peak_memory
 from maml_hydra.meta_optimizers import pre_update_kl
 from maml_hydra.policy import GaussianMLPPolicy
 from maml_hydra.rundir import checkpoint_path, default_run_dir
+from maml_hydra.runtime import check_config
 from maml_hydra.sampling import SamplingPlan
 from maml_hydra.seeding import generator
 from maml_hydra.tasks.base import RunningNormalizer
@@ -62,8 +63,9 @@ class Experiment:
     With ``cfg.resume`` set, continues from ``<resume>/checkpoints/last.pt`` in that directory.
     """
 
-    def __init__(self, cfg: Config, run_dir: str | Path | None = None) -> None:
-        cfg.check()
+    def __init__(self, cfg: Config, run_dir: str | Path | None = None, check: bool = True) -> None:
+        if check:  # false only where the config was checked already (the training command)
+            check_config(cfg)
         self.cfg = cfg
         self._config_yaml = config_to_yaml(cfg)  # saved in checkpoints
         if run_dir is None:

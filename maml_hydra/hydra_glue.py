@@ -21,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from maml_hydra.config import Config, ConfigError, at_least, require, to_config
 from maml_hydra.rundir import default_run_dir
+from maml_hydra.runtime import check_runtime
 
 # ------------------------------------------------------------------------------ resolvers
 # ``hydra.run.dir``: ``${or_default:${resume},${run_dir:...}}``: a resumed run continues in its
@@ -146,6 +147,7 @@ class ValidateOnStart(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         cfg = _exit_on_error(lambda: to_config(config))
+        _exit_on_error(lambda: check_runtime(cfg))
         if isinstance(cfg, Config):
             from maml_hydra.checkpoint import CheckpointError, prepare_run_dir
 
@@ -155,7 +157,8 @@ class ValidateOnStart(Callback):
                 sys.exit(f"error: {err}")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _exit_on_error(lambda: to_config(config))
+        cfg = _exit_on_error(lambda: to_config(config))
+        _exit_on_error(lambda: check_runtime(cfg))
         _exit_on_error(lambda: validate_launcher(config.hydra.launcher))
         _exit_on_error(lambda: settle_sweeper(config))
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from maml_hydra import hydra_glue
@@ -27,13 +28,16 @@ def main(cfg: DictConfig) -> float:
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        config = to_config(cfg, check=False)  # the Experiment checks it
+        config = to_config(cfg, check=False)  # checked once, below
         if config.resume is None and continues(None, run_dir):
             # A run directory that already holds a checkpoint is continued, never overwritten:
             # this is how a requeued SLURM job picks up where it was preempted.
             log.info("continuing %s from its checkpoint", run_dir)
             config = replace(config, resume=str(run_dir))
-        return Experiment(config, run_dir).train()["objective"]
+        # checked once: by the callback before Hydra wrote anything, or, in a sweep, here (the
+        # callback saw the sweep's base config, not each job's values)
+        multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+        return Experiment(config, run_dir, check=multirun).train()["objective"]
     except (ConfigError, CheckpointError, DivergenceError) as err:
         sys.exit(f"error: {err}")
 

@@ -19,6 +19,7 @@ from maml_hydra.config import (
     TRPOConfig,
     to_config,
 )
+from maml_hydra.runtime import check_config
 from tests.conftest import CONF, TINY, compose_config, make_config, run_cli
 
 GROUPS = ("env", "algorithm", "inner", "baseline")
@@ -162,8 +163,8 @@ def test_bad_locomotion_values_raise_naming_the_key(overrides, message):
 
 @pytest.mark.parametrize("override,message", BAD_VALUES)
 def test_bad_values_raise_naming_the_key(override, message):
-    with pytest.raises(ConfigError) as err:
-        make_config([override])
+    with pytest.raises(ConfigError) as err:  # the schemas' rules, then the runtime's
+        check_config(make_config([override]))
     text = str(err.value)
     assert text.startswith(message) and "\n" not in text
     assert "must" in text or "no CUDA" in text
@@ -174,8 +175,9 @@ def test_cuda_without_gpu_is_refused():
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible")
+    cfg = make_config(["device=cuda"])  # a schema's rule passes; the machine's does not
     with pytest.raises(ConfigError, match="device='cuda'.*no CUDA GPU"):
-        make_config(["device=cuda"])
+        check_config(cfg)
 
 
 def test_validation_needs_no_hydra():

@@ -30,6 +30,8 @@ from torch import Tensor
 from torchrl.data import Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
+from maml_hydra.config import ConfigError, require
+
 
 class RunningNormalizer:
     """Running mean and variance of observations (parallel Welford update, float64);
@@ -205,3 +207,23 @@ class TaskFamily(EnvBase):
     def _set_seed(self, seed: int | None) -> int | None:
         # Dynamics are deterministic given the tasks; tasks come from the caller's generator.
         return seed
+
+
+def family_class(target: str) -> type[TaskFamily]:
+    """The task-family class ``env._target_`` names, or a ConfigError naming the key."""
+    from hydra.utils import get_class
+
+    try:
+        family = get_class(target)
+    except Exception:
+        raise ConfigError(
+            f"env._target_={target!r} is not allowed: it does not import "
+            "(is its module on PYTHONPATH?)"
+        ) from None
+    require(
+        isinstance(family, type) and issubclass(family, TaskFamily),
+        "env._target_",
+        target,
+        "must name a maml_hydra.tasks.TaskFamily subclass",
+    )
+    return family
