@@ -1,79 +1,18 @@
-"""Shared fixtures: compose real configs with Hydra and shrink them for fast tests."""
+"""Fixtures shared by the tests (helpers they import are in tests/helpers.py)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
-
-import pytest
 
 # make test runs two pytest-xdist workers on the 2 cores: one torch thread each, here and in
-# every CLI subprocess (they inherit it). Tiny tensors gain nothing from a second thread, and
-# an oversubscribed OpenMP pool slows them many times over (measured: 0.15 s against 7 s per
-# tiny meta-iteration while another process kept one core busy).
+# every CLI subprocess (they inherit it); set before torch is imported (tests/helpers.py).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
-from maml_hydra import hydra_glue  # noqa: E402, F401  (conf/config.yaml's resolvers)
-from maml_hydra.config import Config, to_config  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
-
-# A few seconds per run: 3 tasks x 4 episodes x 10 steps, a small policy.
-TINY = [
-    "train.iterations=3",
-    "train.meta_batch_size=3",
-    "train.episodes_per_task=4",
-    "train.checkpoint_every=1",
-    "env.horizon=10",
-    "policy.hidden_sizes=[16,16]",
-    "eval.num_tasks=3",
-    "eval.episodes_per_task=4",
-    "eval.num_steps=2",
-    "progress=false",
-]
-
-# TINY less the keys a baseline sets: a command-line value wins over the baseline's, so sweeps
-# over baselines pass none of them (train.iterations stays: random is not swept here).
-TINY_BASELINES = [o for o in TINY if not o.startswith("eval.num_steps=")]
-
-
-def compose_config(overrides: list[str] = (), tiny: bool = True, return_hydra_config: bool = False):
-    """Compose conf/config.yaml exactly as the CLI does, with overrides (TINY first)."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(
-            config_name="config",
-            overrides=[*(TINY if tiny else []), *overrides],
-            return_hydra_config=return_hydra_config,
-        )
-
-
-def make_config(overrides: list[str] = (), tiny: bool = True) -> Config:
-    return to_config(compose_config(overrides, tiny))
-
-
-def run_cli(
-    args: list[str],
-    cwd: Path,
-    module: str = "maml_hydra.train",
-    extra_env: dict[str, str] | None = None,
-    **kwargs,
-) -> subprocess.CompletedProcess:
-    """Run ``python -m <module> <args>`` in ``cwd`` with this interpreter."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", **(extra_env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        **kwargs,
-    )
+from maml_hydra.config import Config  # noqa: E402
+from tests.helpers import make_config  # noqa: E402
 
 
 @pytest.fixture
@@ -81,5 +20,9 @@ def tiny_cfg() -> Config:
     return make_config()
 
 
-def as_yaml(cfg: Config) -> str:
-    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+@pytest.fixture
+def float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)

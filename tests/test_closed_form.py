@@ -22,12 +22,11 @@ from maml_hydra.meta_optimizers import (
     meta_gradient,
 )
 from maml_hydra.policy import GaussianMLPPolicy
-from tests.test_learner import build
-from tests.test_trpo import float64  # noqa: F401  (fixture)
+from tests.helpers import build
 
 
 def with_policy(hidden, activation, seed=0, **kwargs):
-    """A learner and meta-batch of tests.test_learner.build with another policy, theta moved off
+    """A learner and meta-batch of tests.helpers.build with another policy, theta moved off
     its initial values, and a third of the steps masked out (episodes of unequal length)."""
     learner, _, batch = build(**kwargs)
     torch.manual_seed(seed)
@@ -60,7 +59,7 @@ def with_policy(hidden, activation, seed=0, **kwargs):
         ([16, 16], "tanh", 0),  # the pretrained and oracle baselines
     ],
 )
-def test_closed_form_products_equal_autograds(float64, hidden, activation, num_steps):  # noqa: F811
+def test_closed_form_products_equal_autograds(float64, hidden, activation, num_steps):
     learner, theta, batch = with_policy(
         hidden, activation, num_steps=num_steps, tasks=3, episodes=4, horizon=8
     )
@@ -87,7 +86,7 @@ def test_closed_form_products_equal_autograds(float64, hidden, activation, num_s
         assert torch.allclose(fvp_cf(v), fvp(v), rtol=1e-9, atol=1e-12)
 
 
-def test_the_inner_hessian_vector_product_equals_forward_over_reverse(float64):  # noqa: F811
+def test_the_inner_hessian_vector_product_equals_forward_over_reverse(float64):
     learner, theta, batch = with_policy([16, 16], "tanh", tasks=3, episodes=4, horizon=8)
     products = ClosedForm(learner, theta, batch)
     support = batch.supports[0]
@@ -112,7 +111,7 @@ def test_the_inner_hessian_vector_product_equals_forward_over_reverse(float64): 
     "module",
     [torch.nn.Tanh(), torch.nn.ReLU(), torch.nn.ELU(), torch.nn.GELU(), torch.nn.ELU(alpha=0.5)],
 )
-def test_nonlinearity_derivatives_equal_forward_mode_autodiff(float64, module):  # noqa: F811
+def test_nonlinearity_derivatives_equal_forward_mode_autodiff(float64, module):
     z = torch.linspace(-3, 3, 101) + 0.013  # no exact 0, where ReLU's derivative is a choice
     h, d1, d2 = derivatives(module)(z)
     ones = torch.ones_like(z)
@@ -159,7 +158,7 @@ def test_trpo_uses_the_closed_form_only_where_it_applies(caplog, kwargs, reason)
 @pytest.mark.parametrize(
     "fraction,hvp", [(1.0, "gauss_newton"), (0.5, "gauss_newton"), (1.0, "finite_difference")]
 )
-def test_trpo_steps_the_same_with_and_without_the_closed_form(float64, fraction, hvp):  # noqa: F811
+def test_trpo_steps_the_same_with_and_without_the_closed_form(float64, fraction, hvp):
     learner, theta, batch = build(num_steps=1, tasks=4, episodes=8, horizon=10)
     mean, log_std = learner.query_dist(theta, batch)  # sampled by the adapted policies
     batch = batch._replace(query=batch.query._replace(mean=mean.detach(), log_std=log_std.detach()))
@@ -186,7 +185,7 @@ def test_trpo_steps_the_same_with_and_without_the_closed_form(float64, fraction,
 
 @pytest.mark.parametrize("num_steps", [1, 0])
 def test_closed_form_kl_gradient_and_finite_difference_product_equal_autograds(
-    float64,  # noqa: F811
+    float64,
     num_steps,
 ):
     """rllab's finite-difference product (the paper's) differences KL gradients away from

@@ -20,7 +20,7 @@ from maml_hydra.config import (
     to_config,
 )
 from maml_hydra.runtime import check_config
-from tests.conftest import CONF, TINY, compose_config, make_config, run_cli
+from tests.helpers import CONF, TINY, compose_config, make_config, run_cli
 
 GROUPS = ("env", "algorithm", "inner", "baseline")
 

@@ -14,8 +14,7 @@ from maml_hydra.learner import MAML
 from maml_hydra.meta_optimizers import ProMP, clipped_surrogate_loss, inner_kls, pre_update_kl
 from maml_hydra.policy import GaussianMLPPolicy, gaussian_log_prob
 from maml_hydra.sampling import Trajectories
-from tests.conftest import TINY_BASELINES, run_cli
-from tests.test_learner import build
+from tests.helpers import TINY_BASELINES, build, run_cli
 
 ESTIMATORS = [e.value for e in Estimator]
 

@@ -20,7 +20,7 @@ from maml_hydra.checkpoint import CheckpointError, load_checkpoint, save_checkpo
 from maml_hydra.config import ConfigError
 from maml_hydra.experiment import Experiment
 from maml_hydra.logger import peak_memory
-from tests.conftest import TINY, make_config, run_cli
+from tests.helpers import TINY, make_config, run_cli
 
 
 def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from maml_hydra.checkpoint import load_checkpoint, save_checkpoint
 from maml_hydra.experiment import DivergenceError, Experiment
-from tests.conftest import TINY, make_config, run_cli
+from tests.helpers import TINY, make_config, run_cli
 
 
 @pytest.fixture(scope="module")

@@ -6,41 +6,12 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from maml_hydra.config import Activation, Estimator, InnerConfig, NavigationConfig
+from maml_hydra.config import Activation
 from maml_hydra.learner import LR_PREFIX, MAML, MetaBatch
 from maml_hydra.meta_optimizers import meta_gradient, surrogate_loss
 from maml_hydra.policy import GaussianMLPPolicy, gaussian_log_prob
 from maml_hydra.sampling import SamplingPlan
-from maml_hydra.tasks.navigation import Navigation2D
-
-
-def build(
-    num_steps=1,
-    first_order=False,
-    tasks=3,
-    episodes=4,
-    horizon=8,
-    seed=0,
-    learn_lr=False,
-    estimator="reinforce",
-):
-    torch.manual_seed(seed)
-    env = Navigation2D(NavigationConfig(horizon=horizon), tasks, episodes)
-    gen = torch.Generator().manual_seed(seed)
-    env.set_tasks(env.sample_tasks(tasks, gen))
-    policy = GaussianMLPPolicy(2, 2, [16, 16], "tanh", init_log_std=-0.5)
-    inner = InnerConfig(
-        num_steps=num_steps,
-        lr=0.1,
-        first_order=first_order,
-        learn_lr=learn_lr,
-        estimator=Estimator(estimator),
-    )
-    learner = MAML(policy, inner, 0.99, 1.0)
-    if learn_lr:  # distinct step sizes, so that using the wrong one shows
-        learner.inner_lrs = {k: v * (1 + torch.rand_like(v)) for k, v in learner.inner_lrs.items()}
-    theta = learner.parameters()
-    return learner, theta, learner.sample(env, theta, gen, SamplingPlan(episodes))
+from tests.helpers import build
 
 
 def task_slice(batch: MetaBatch, i: int) -> MetaBatch:

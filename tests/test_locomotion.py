@@ -28,7 +28,7 @@ from maml_hydra.tasks.locomotion import (
     HalfCheetahDirection,
     HalfCheetahVelocity,
 )
-from tests.conftest import ROOT, make_config
+from tests.helpers import ROOT, make_config
 
 # family, its config, the gymnasium reference and its settings, the reward's ctrl/survive terms
 REFERENCES = {

@@ -19,7 +19,7 @@ from maml_hydra.experiment import Experiment
 from maml_hydra.sampling import rollout
 from maml_hydra.tasks.locomotion import Ant
 from maml_hydra.tasks.navigation import Navigation2D
-from tests.conftest import ROOT, make_config
+from tests.helpers import ROOT, make_config
 
 
 def make_env(tasks=2, episodes=3, **kw) -> Navigation2D:

@@ -26,7 +26,7 @@ from maml_hydra.tasks.locomotion import (
     HalfCheetahDirection,
     HalfCheetahVelocity,
 )
-from tests.conftest import make_config
+from tests.helpers import make_config
 
 FAMILIES = {
     "halfcheetah_dir": (HalfCheetahDirection, HalfCheetahDirectionConfig, [[1.0], [-1.0]]),
@@ -320,7 +320,7 @@ def test_paper_results_export_from_each_runs_own_evaluation_and_table_on_the_pap
     import sys
 
     from maml_hydra.experiment import Experiment
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     shrink = ["env.horizon=10", "train.meta_batch_size=2", "train.episodes_per_task=2"]
     shrink += ["eval.episodes_per_task=2", "policy.hidden_sizes=[16,16]"]
@@ -397,7 +397,7 @@ def test_a_zoo_checkpoint_reevaluates_to_its_own_committed_evaluation(tmp_path):
 
     from maml_hydra.config import EvaluateConfig
     from maml_hydra.report import make_report
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     zoo = ROOT / "zoo" / "paper" / "halfcheetah_dir" / "oracle_seed0"
     run = tmp_path / "oracle_seed0"

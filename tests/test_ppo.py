@@ -9,7 +9,7 @@ import torch
 from maml_hydra.config import PPOConfig
 from maml_hydra.meta_optimizers import PPO, clipped_surrogate_loss
 from maml_hydra.sampling import Trajectories
-from tests.test_learner import build
+from tests.helpers import build
 
 
 def one_task_batch(mean_old, actions, advantages, log_std=0.0):

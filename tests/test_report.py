@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from maml_hydra.config import EvalConfig, EvaluateConfig
 from maml_hydra.experiment import Experiment
 from maml_hydra.report import EvaluationError, make_report
 from maml_hydra.seeding import generator
-from tests.conftest import TINY_BASELINES, compose_config, make_config, run_cli
+from tests.helpers import TINY_BASELINES, compose_config, make_config, python_script, run_cli
 
 # the sweep's run directories: jobs are numbered in the order of baseline=maml,pretrained,oracle
 RUN = {
@@ -30,13 +29,6 @@ RUN = {
 }
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
-
-def python_script(name: str, *args: str) -> subprocess.CompletedProcess:
-    """``python scripts/<name> <args>`` with this interpreter."""
-    return subprocess.run(
-        [sys.executable, str(SCRIPTS / name), *map(str, args)], capture_output=True, text=True
-    )
 
 
 REPORT_EVAL = EvalConfig(num_tasks=4, episodes_per_task=4, num_steps=2, lrs=[0.1, 0.05], seed=99)

@@ -9,8 +9,7 @@ import yaml
 
 from maml_hydra.evaluator import objective_step
 from maml_hydra.hydra_glue import settle_sweeper
-from tests.conftest import TINY, compose_config, make_config, run_cli
-from tests.test_report import python_script
+from tests.helpers import TINY, compose_config, make_config, python_script, run_cli
 
 TINY_SEARCH = [o for o in TINY if not o.startswith("train.iterations=")] + ["train.iterations=1"]
 OPTUNA = [  # no direction named: the project's Optuna searches maximise

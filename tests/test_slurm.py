@@ -14,7 +14,7 @@ import torch
 
 from maml_hydra.checkpoint import load_checkpoint
 from maml_hydra.experiment import Experiment
-from tests.conftest import TINY, make_config, run_cli
+from tests.helpers import TINY, make_config, run_cli
 
 SHIMS = Path(__file__).parent / "slurm_shims"
 

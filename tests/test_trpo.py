@@ -25,16 +25,7 @@ from maml_hydra.meta_optimizers import (
     pre_update_kl,
     trust_region_step,
 )
-from tests.conftest import ROOT, make_config
-from tests.test_learner import build
-
-
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+from tests.helpers import ROOT, build, make_config
 
 
 @pytest.mark.parametrize("num_steps,first_order", [(1, False), (0, False), (2, False), (2, True)])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from maml_hydra.checkpoint import config_from_yaml, load_checkpoint
-from tests.conftest import TINY, run_cli
+from tests.helpers import TINY, run_cli
 
 FAMILY = '''
 import torch

@@ -18,7 +18,7 @@ import torch
 from maml_hydra.config import HalfCheetahDirectionConfig, Physics
 from maml_hydra.tasks.locomotion import AntVelocity, HalfCheetahDirection, load_model
 from maml_hydra.tasks.physics import MujocoPhysics, WarpPhysics
-from tests.conftest import TINY, run_cli
+from tests.helpers import TINY, run_cli
 
 pytest.importorskip("mujoco_warp", reason="the optional extra .[gpu]; make test installs it")
 
