@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from omegaconf import MISSING
 
 from maml_hydra.config.choices import HVP
-from maml_hydra.config.rules import at_least, positive, require, within
-
-if TYPE_CHECKING:
-    from maml_hydra.config.root import Config
+from maml_hydra.config.rules import Root, at_least, positive, require, within
 
 
 @dataclass
@@ -21,7 +17,7 @@ class AlgorithmConfig:
     _target_: str = MISSING  # the meta-optimizer class (see maml_hydra.meta_optimizers)
     name: str = MISSING
 
-    def check(self, cfg: Config) -> None:
+    def check(self, cfg: Root) -> None:
         pass
 
 
@@ -67,7 +63,7 @@ class TRPOConfig(AlgorithmConfig):
     # Elsewhere, or with false, autograd's reverse graph.
     closed_form: bool = True
 
-    def check(self, cfg: Config) -> None:
+    def check(self, cfg: Root) -> None:
         positive("algorithm.max_kl", self.max_kl)
         at_least("algorithm.cg_iters", self.cg_iters, 1)
         at_least("algorithm.cg_damping", self.cg_damping, 0)
@@ -94,7 +90,7 @@ class PPOConfig(AlgorithmConfig):
     max_grad_norm: float | None = 0.5  # clip the meta-gradient norm; null = no clipping
     target_kl: float | None = None  # stop the epochs once mean KL(old || new) exceeds it
 
-    def check(self, cfg: Config) -> None:
+    def check(self, cfg: Root) -> None:
         positive("algorithm.lr", self.lr)
         within("algorithm.clip_eps", self.clip_eps, 0, 1, low_open=True, high_open=True)
         at_least("algorithm.epochs", self.epochs, 1)
@@ -126,7 +122,7 @@ class ProMPConfig(PPOConfig):
     kl_adaptive: bool = True
     kl_target: float = 0.01
 
-    def check(self, cfg: Config) -> None:
+    def check(self, cfg: Root) -> None:
         super().check(cfg)
         at_least("algorithm.kl_coef", self.kl_coef, 0)
         positive("algorithm.kl_target", self.kl_target)

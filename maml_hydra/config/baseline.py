@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from maml_hydra.config.rules import require
-
-if TYPE_CHECKING:
-    from maml_hydra.config.root import Config
+from maml_hydra.config.rules import Root, require
 
 
 @dataclass
@@ -20,5 +16,5 @@ class BaselineConfig:
 
     name: str = "maml"  # maml, pretrained, oracle, random, or a user's own option
 
-    def check(self, cfg: Config) -> None:
+    def check(self, cfg: Root) -> None:
         require(bool(self.name), "baseline.name", self.name, "must be non-empty")

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from omegaconf import MISSING
 
 from maml_hydra.config.choices import Dynamics, Physics
-from maml_hydra.config.rules import at_least, finite, is_finite, positive, require
-
-if TYPE_CHECKING:
-    from maml_hydra.config.root import Config
+from maml_hydra.config.rules import Root, at_least, finite, is_finite, positive, require
 
 
 @dataclass
@@ -27,7 +24,7 @@ class EnvConfig:
     normalize_obs: bool = False  # running mean/variance normalisation, saved in checkpoints
     params: dict[str, Any] = field(default_factory=dict)  # settings of a user-defined family
 
-    def check(self, cfg: Config) -> None:
+    def check(self, cfg: Root) -> None:
         at_least("env.horizon", self.horizon, 1)
 
 
@@ -46,7 +43,7 @@ class NavigationConfig(EnvConfig):
     normalized_actions: bool = True
     goal_tolerance: float = 0.01  # episode ends when |dx| and |dy| are both below this
 
-    def check(self, cfg: Config) -> None:
+    def check(self, cfg: Root) -> None:
         super().check(cfg)
         finite("env.goal_low", self.goal_low)
         require(
@@ -92,7 +89,7 @@ class LocomotionConfig(EnvConfig):
         if self.reset_noise is None and not rllab:
             self.reset_noise = 0.1
 
-    def check(self, cfg: Config) -> None:
+    def check(self, cfg: Root) -> None:
         super().check(cfg)
         rllab = Dynamics(self.dynamics) is Dynamics.rllab
         if Physics(self.physics) is Physics.warp:
@@ -147,7 +144,7 @@ class AntVelocityConfig(LocomotionConfig, VelocityTasks):
     _target_: str = "maml_hydra.tasks.locomotion.AntVelocity"
     name: str = "ant"
 
-    def check(self, cfg: Config) -> None:
+    def check(self, cfg: Root) -> None:
         super().check(cfg)
         self.check_goals()
 
@@ -173,7 +170,7 @@ class HalfCheetahVelocityConfig(LocomotionConfig, VelocityTasks):
     survive_bonus: float = 0.0
     goal_high: float = 2.0
 
-    def check(self, cfg: Config) -> None:
+    def check(self, cfg: Root) -> None:
         super().check(cfg)
         self.check_goals()
 

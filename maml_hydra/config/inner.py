@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from maml_hydra.config.choices import Estimator
-from maml_hydra.config.rules import at_least, positive
-
-if TYPE_CHECKING:
-    from maml_hydra.config.root import Config
+from maml_hydra.config.rules import Root, at_least, positive
 
 
 @dataclass
@@ -29,6 +25,6 @@ class InnerConfig:
     # the evaluator then adapts with the learned step sizes, not eval.lrs.
     learn_lr: bool = False
 
-    def check(self, cfg: Config) -> None:
+    def check(self, cfg: Root) -> None:
         at_least("inner.num_steps", self.num_steps, 0)
         positive("inner.lr", self.lr)

@@ -4,7 +4,7 @@ names the key, its value and the rule."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Protocol
 
 
 class ConfigError(ValueError):
@@ -51,3 +51,18 @@ def within(key: str, value: float, low: float, high: float, low_open=False, high
     ok = ok and (value < high if high_open else value <= high)
     brackets = ("(" if low_open else "[") + f"{low}, {high}" + (")" if high_open else "]")
     require(ok, key, value, f"must be in {brackets}")
+
+
+class Root(Protocol):
+    """The root config as a section's ``check`` reads it (``root.Config``), named here so that no
+    schema module imports the root, which imports them."""
+
+    env: Any
+    algorithm: Any
+    inner: Any
+    baseline: Any
+    policy: Any
+    train: Any
+    eval: Any
+    seed: int
+    device: str

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from maml_hydra.config.choices import Activation, Init, Sampling
-from maml_hydra.config.rules import at_least, finite, is_finite, require, short, within
-
-if TYPE_CHECKING:
-    from maml_hydra.config.root import Config
+from maml_hydra.config.rules import Root, at_least, finite, is_finite, require, short, within
 
 
 @dataclass
@@ -23,7 +19,7 @@ class PolicyConfig:
     # false: the std stays at exp(init_log_std), neither adapted nor meta-trained (a buffer)
     learn_std: bool = True
 
-    def check(self, cfg: Config) -> None:
+    def check(self, cfg: Root) -> None:
         sizes = list(self.hidden_sizes)
         require(len(sizes) >= 1, "policy.hidden_sizes", sizes, "must be non-empty")
         require(all(h >= 1 for h in sizes), "policy.hidden_sizes", sizes, "every size must be >= 1")
@@ -49,7 +45,7 @@ class TrainConfig:
     log_every: int = 10
     sampling: Sampling = Sampling.episodes  # see Sampling
 
-    def check(self, cfg: Config) -> None:
+    def check(self, cfg: Root) -> None:
         at_least("train.iterations", self.iterations, 0)
         at_least("train.meta_batch_size", self.meta_batch_size, 1)
         at_least("train.episodes_per_task", self.episodes_per_task, 2)
@@ -75,7 +71,7 @@ class EvalConfig:
     # for navigation); the actions' noise still comes from seed
     tasks: list[list[float]] | None = None
 
-    def check(self, cfg: Config | None = None) -> None:
+    def check(self, cfg: Root | None = None) -> None:
         at_least("eval.num_tasks", self.num_tasks, 1)
         at_least("eval.episodes_per_task", self.episodes_per_task, 2)
         at_least("eval.num_steps", self.num_steps, 0)
