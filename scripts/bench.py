@@ -30,19 +30,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from maml_hydra import hydra_glue  # noqa: F401  (conf/config.yaml's resolvers)
+from maml_hydra.config import to_config
+from maml_hydra.experiment import Experiment
 
-from maml_hydra import hydra_glue  # noqa: E402, F401  (conf/config.yaml's resolvers)
-from maml_hydra.config import to_config  # noqa: E402
-from maml_hydra.experiment import Experiment  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SETTINGS = {
     "TRPO, 2x100 relu (paper)": (["policy.hidden_sizes=[100,100]", "policy.activation=relu"], 4.0),

@@ -2,7 +2,7 @@
 # One locomotion family end to end: meta-train MAML, pretrained and oracle for the given seeds
 # (one sweep of experiment=FAMILY, conf/experiment/FAMILY.yaml), evaluate them and random init
 # on the same held-out tasks, write the compact result files under docs/results/FAMILY/ and
-# print the tables (scripts/results_table.py) with the plots (adaptation, learning curves)
+# print the tables (python -m maml_hydra.results table) with the plots (adaptation, learning curves)
 # beside the files.
 # Usage: bash scripts/family_results.sh FAMILY SEEDS [extra train overrides...]
 #   e.g. bash scripts/family_results.sh halfcheetah_dir 0,1,2 hydra/launcher=slurm
@@ -37,7 +37,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 $PY -m maml_hydra.train -m "experiment=$FAMILY" "${VARIANTS:-baseline=maml,pretrained,oracle}" \
   "seed=$SEEDS" progress=false "hydra.sweep.dir=$SWEEP_DIR" "$@"
 $PY -m maml_hydra.evaluate "$SWEEP_DIR" "${EVAL_ARGS[@]}" progress=false >/dev/null
-$PY scripts/export_results.py "$SWEEP_DIR" --out "$OUT" >/dev/null
-$PY scripts/results_table.py "$OUT" --plot "$OUT/adaptation.png" --curves "$OUT/curves.png"
+$PY python -m maml_hydra.results export "$SWEEP_DIR" --out "$OUT" >/dev/null
+$PY python -m maml_hydra.results table "$OUT" --plot "$OUT/adaptation.png" --curves "$OUT/curves.png"
 }
 main "$@"; exit  # on the line that runs main: nothing after it is read

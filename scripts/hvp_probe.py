@@ -29,12 +29,9 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from maml_hydra.checkpoint import CheckpointError  # noqa: E402
-from maml_hydra.config import ConfigError  # noqa: E402
-from maml_hydra.meta_optimizers import (  # noqa: E402
+from maml_hydra.checkpoint import CheckpointError
+from maml_hydra.config import ConfigError
+from maml_hydra.meta_optimizers import (
     conjugate_gradient,
     finite_difference_hvp,
     fisher_vector_product,
@@ -43,7 +40,7 @@ from maml_hydra.meta_optimizers import (  # noqa: E402
     surrogate_loss,
     trust_region_step,
 )
-from maml_hydra.report import EvaluationError, run_config  # noqa: E402
+from maml_hydra.report import EvaluationError, run_config
 
 CANDIDATES = 4  # line-search candidates shown: backtrack^0 .. backtrack^3
 

@@ -18,13 +18,10 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from maml_hydra.checkpoint import CheckpointError  # noqa: E402
-from maml_hydra.config import ConfigError  # noqa: E402
-from maml_hydra.evaluator import paired_gain  # noqa: E402
-from maml_hydra.report import EvaluationError, evaluate_run, run_config  # noqa: E402
+from maml_hydra.checkpoint import CheckpointError
+from maml_hydra.config import ConfigError
+from maml_hydra.evaluator import paired_gain
+from maml_hydra.report import EvaluationError, evaluate_run, run_config
 
 
 def main() -> None:

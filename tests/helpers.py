@@ -86,6 +86,28 @@ def as_yaml(cfg: Config) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
 
 
+def results(command: str, *args) -> subprocess.CompletedProcess:
+    """``python -m maml_hydra.results <command> <args>``, run in-process: its exit status, stdout
+    and stderr as a subprocess would give them."""
+    import contextlib
+    import io
+
+    from maml_hydra.results.__main__ import main
+
+    argv = [command, *map(str, args)]
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(argv)
+        except SystemExit as exit_:
+            if isinstance(exit_.code, str):
+                print(exit_.code, file=err)
+                code = 1
+            else:
+                code = exit_.code or 0
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
 def python_script(name: str, *args: str) -> subprocess.CompletedProcess:
     """``python scripts/<name> <args>`` with this interpreter."""
     return subprocess.run(

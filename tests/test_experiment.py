@@ -20,7 +20,7 @@ from maml_hydra.checkpoint import CheckpointError, load_checkpoint, save_checkpo
 from maml_hydra.config import ConfigError
 from maml_hydra.experiment import Experiment
 from maml_hydra.logger import peak_memory
-from tests.helpers import TINY, make_config, run_cli
+from tests.helpers import TINY, make_config, results, run_cli
 
 
 def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -258,12 +258,7 @@ def test_run_summary_prints_the_curves_of_a_run(tmp_path):
     exp = Experiment(make_config(["train.iterations=4", "eval.num_steps=1"]), tmp_path / "run")
     summary = exp.train()
     tags = scalars(tmp_path / "run")
-    script = Path(__file__).resolve().parents[1] / "scripts" / "run_summary.py"
-    result = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "run"), "--window", "3"],
-        capture_output=True,
-        text=True,
-    )
+    result = results("summary", tmp_path / "run", "--window", "3")
     assert result.returncode == 0, result.stderr
     before = [v for _, v in tags["train/return_before_adaptation"]]
     after = [v for _, v in tags["train/return_after_adaptation"]]
@@ -279,18 +274,14 @@ def test_run_summary_prints_the_curves_of_a_run(tmp_path):
     assert f"held-out paired gain of one step at the end: {gain:+.2f}" in result.stdout
     assert "peak memory (max RSS)" in result.stdout
 
-    empty = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True
-    )
+    empty = results("summary", tmp_path)
     assert empty.returncode != 0
     assert empty.stderr.strip() == f"error: {tmp_path / 'tensorboard'}: no TensorBoard event file"
 
     untrained = tmp_path / "untrained"  # event file without training curves
     with SummaryWriter(log_dir=str(untrained / "tensorboard")) as writer:
         writer.add_scalar("eval/return_step_0", -40.0, 0)
-    result = subprocess.run(
-        [sys.executable, str(script), str(untrained)], capture_output=True, text=True
-    )
+    result = results("summary", untrained)
     assert result.returncode != 0
     assert result.stderr.strip() == (
         f"error: {untrained / 'tensorboard'}: no training curves (train/return_before_adaptation)"

@@ -19,7 +19,7 @@ from maml_hydra.experiment import Experiment
 from maml_hydra.sampling import rollout
 from maml_hydra.tasks.locomotion import Ant
 from maml_hydra.tasks.navigation import Navigation2D
-from tests.helpers import ROOT, make_config
+from tests.helpers import ROOT, make_config, results
 
 
 def make_env(tasks=2, episodes=3, **kw) -> Navigation2D:
@@ -270,13 +270,9 @@ def test_the_reproduction_script_trains_and_prints_both_tables(tmp_path):
     assert cfg.algorithm.hvp == "finite_difference"
     np_goals = torch.tensor(next(iter(report["runs"].values()))["tasks"])
     assert np_goals.shape == (40, 2) and abs(float(np_goals[0, 0]) - (-0.082978)) < 1e-5
-    # scripts/seed_table.py reads the run back: the three columns, then their mean over seeds
-    table = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "seed_table.py"), str(run_dir), "--at", "1"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    # `python -m maml_hydra.results seeds` reads the run back: the three columns, then their
+    # mean over seeds
+    table = results(*["seeds", str(run_dir), "--at", "1"])
     assert table.returncode == 0, table.stderr[-3000:]
     own = json.loads((run_dir / "eval_results.json").read_text())["return_mean"]
     original = [s["mean"] for s in report["summary"]["maml"]["steps"]]
@@ -284,25 +280,15 @@ def test_the_reproduction_script_trains_and_prints_both_tables(tmp_path):
     assert f"| nav | {cells[0]} | {cells[1]} | " in table.stdout
     assert "| mean ± s.e. of all 1 | " in table.stdout
     # --export: a compact file that stands in for the run, and --against pairs by run name
-    exported = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "seed_table.py"), str(run_dir), "--at", "1"]
-        + ["--export", str(tmp_path / "exported")],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    exported = results(
+        *["seeds", str(run_dir), "--at", "1"] + ["--export", str(tmp_path / "exported")]
     )
     assert exported.returncode == 0 and exported.stdout == table.stdout, exported.stderr
     record = json.loads((tmp_path / "exported" / "nav.json").read_text())
     assert record["original_returns"] == next(iter(report["runs"].values()))["returns"]
     assert record["env_steps"] > 0 and record["commit"] and "finite_difference" in record["config"]
     nav_json = str(tmp_path / "exported" / "nav.json")
-    again = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "seed_table.py"), nav_json]
-        + ["--at", "1", "--against", str(run_dir), str(run_dir)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    again = results(*["seeds", nav_json] + ["--at", "1", "--against", str(run_dir), str(run_dir)])
     assert again.returncode != 0 and "same name" in again.stderr  # two runs named nav
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -310,14 +296,11 @@ def test_the_reproduction_script_trains_and_prints_both_tables(tmp_path):
         (tmp_path / "a" / f"seed{k}.json").write_text(json.dumps(record))
         lower = {**record, "original": [v - 1.0 for v in record["original"]]}
         (tmp_path / "b" / f"seed{k}.json").write_text(json.dumps(lower))
-    against = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "seed_table.py"), "--at", "1"]
+    against = results(
+        *["seeds", "--at", "1"]
         + [str(tmp_path / "a" / f"seed{k}.json") for k in (0, 1)]
         + ["--against"]
-        + [str(tmp_path / "b" / f"seed{k}.json") for k in (0, 1)],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        + [str(tmp_path / "b" / f"seed{k}.json") for k in (0, 1)]
     )
     assert against.returncode == 0, against.stderr
     last = against.stdout.splitlines()[-1].split(" | ")
@@ -325,12 +308,7 @@ def test_the_reproduction_script_trains_and_prints_both_tables(tmp_path):
     steps = len(record["original"])
     assert last[1] == " / ".join(["+0.00 ± 0.00 (0 of 2)"] * steps)
     assert last[2] == " / ".join(["+1.00 ± 0.00 (2 of 2)"] * steps)
-    missing = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "seed_table.py"), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    missing = results(*["seeds", str(tmp_path)])
     assert missing.returncode != 0 and missing.stdout == ""
     expected = f"error: {tmp_path / 'eval_results.json'}: missing (run scripts/reproduce_nav.sh"
     assert missing.stderr.strip().splitlines() == [f"{expected} to completion)"]

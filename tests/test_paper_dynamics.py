@@ -26,7 +26,7 @@ from maml_hydra.tasks.locomotion import (
     HalfCheetahDirection,
     HalfCheetahVelocity,
 )
-from tests.helpers import make_config
+from tests.helpers import make_config, results
 
 FAMILIES = {
     "halfcheetah_dir": (HalfCheetahDirection, HalfCheetahDirectionConfig, [[1.0], [-1.0]]),
@@ -316,8 +316,6 @@ def test_paper_results_export_from_each_runs_own_evaluation_and_table_on_the_pap
     their own eval_results.json and tabled on the paper's scale; a gymnasium-dynamics result
     in the same folder is left out of the comparison."""
     import json
-    import subprocess
-    import sys
 
     from maml_hydra.experiment import Experiment
     from tests.helpers import ROOT
@@ -338,8 +336,7 @@ def test_paper_results_export_from_each_runs_own_evaluation_and_table_on_the_pap
             Experiment(cfg, run).train()
             runs.append(run)
     out = tmp_path / "paper"
-    script = [sys.executable, str(ROOT / "scripts" / "export_results.py")]
-    done = subprocess.run([*script, "--runs", *map(str, runs), "--out", str(out)], text=True)
+    done = results("export", "--runs", *runs, "--out", out)
     assert done.returncode == 0
     record = json.loads((out / "pretrained_seed1.json").read_text())
     assert record["eval"]["lrs"] == [0.2, 0.1, 0.1] and len(record["returns"]) == 4  # as run
@@ -349,11 +346,7 @@ def test_paper_results_export_from_each_runs_own_evaluation_and_table_on_the_pap
     gym = json.loads((ROOT / "docs/results/halfcheetah_dir/maml_seed0.json").read_text())
     (out / "maml_seed7.json").write_text(json.dumps(gym))  # gymnasium dynamics: left out
 
-    table = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "results_table.py"), "--paper", str(out)],
-        capture_output=True,
-        text=True,
-    )
+    table = results(*["table", "--paper", str(out)])
     assert table.returncode == 0, table.stderr
     text = table.stdout
     assert "1 result file(s) of gymnasium dynamics left out" in text
@@ -381,7 +374,7 @@ def test_paper_results_export_from_each_runs_own_evaluation_and_table_on_the_pap
     assert variants["random_1"] == "random" and variants["oracle_1"] == "oracle"
     two = [str(tmp_path / "runs" / n) for n in ("random_0", "random_0_half")]
     out2 = tmp_path / "two"
-    done = subprocess.run([*script, "--runs", *two, "--out", str(out2)], text=True)
+    done = results("export", "--runs", *two, "--out", out2)
     assert done.returncode == 0
     assert sorted(p.name for p in out2.iterdir()) == [
         "random_seed0_lr0.5.json",

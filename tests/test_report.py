@@ -21,7 +21,14 @@ from maml_hydra.config import EvalConfig, EvaluateConfig
 from maml_hydra.experiment import Experiment
 from maml_hydra.report import EvaluationError, make_report
 from maml_hydra.seeding import generator
-from tests.helpers import TINY_BASELINES, compose_config, make_config, python_script, run_cli
+from tests.helpers import (
+    TINY_BASELINES,
+    compose_config,
+    make_config,
+    python_script,
+    results,
+    run_cli,
+)
 
 # the sweep's run directories: jobs are numbered in the order of baseline=maml,pretrained,oracle
 RUN = {
@@ -274,12 +281,12 @@ def test_report_config_errors_are_one_line_and_write_nothing(tmp_path, override,
 
 
 def test_result_files_regenerate_the_tables_and_the_plot(sweep, tmp_path):
-    """scripts/export_results.py writes one compact JSON per evaluated run; results_table.py
-    makes the table, the paired comparisons and the plot from those files alone."""
+    """`results export` writes one compact JSON per evaluated run; `results table` makes the
+    table, the paired comparisons and the plot from those files alone."""
     root = copy_sweep(sweep, tmp_path / "sweep")
     report = make_report(EvaluateConfig(dir=str(root), eval=REPORT_EVAL, progress=False))
     out = tmp_path / "results"
-    export = python_script("export_results.py", root, "--out", out)
+    export = results("export", root, "--out", out)
     assert export.returncode == 0, export.stderr
     names = sorted(p.name for p in out.iterdir())
     assert names == [f"{v}_seed0.json" for v in ("maml", "oracle", "pretrained", "random")]
@@ -298,7 +305,7 @@ def test_result_files_regenerate_the_tables_and_the_plot(sweep, tmp_path):
 
     shutil.rmtree(root)  # the table needs only the result files
     png = tmp_path / "adaptation.png"
-    table = python_script("results_table.py", out, "--plot", png)
+    table = results("table", out, "--plot", png)
     assert table.returncode == 0, table.stderr
     row = report["summary"]["maml"]["steps"]
     cells = " | ".join(f"{r['mean']:.2f} ± {r['stderr']:.2f}" for r in row)
@@ -310,7 +317,7 @@ def test_result_files_regenerate_the_tables_and_the_plot(sweep, tmp_path):
 
     # --bars: the family's row; a pretrained run evaluated at another step size (a second
     # folder) that adapts better in one step is the one MAML is compared against
-    bars = python_script("results_table.py", "--bars", out)
+    bars = results("table", "--bars", out)
     assert bars.returncode == 0, bars.stderr
     gain = table.stdout.split("MAML after 1 step minus MAML at 0 steps: ")[1].split(" (")[0]
     row = next(
@@ -323,7 +330,7 @@ def test_result_files_regenerate_the_tables_and_the_plot(sweep, tmp_path):
     pretrained["eval"]["lrs"] = [0.7]
     pretrained["returns"][1] = [r + 1e4 for r in pretrained["returns"][1]]
     (other / "pretrained_seed0.json").write_text(json.dumps(pretrained))
-    bars = python_script("results_table.py", "--bars", out, other)
+    bars = results("table", "--bars", out, other)
     row = next(
         line for line in bars.stdout.splitlines() if line.startswith(f"| {maml['family']} |")
     )
@@ -333,7 +340,7 @@ def test_result_files_regenerate_the_tables_and_the_plot(sweep, tmp_path):
     promp.mkdir()
     maml["config"] = maml["config"].replace("name: trpo", "name: promp")
     (promp / "maml_seed0.json").write_text(json.dumps(maml))
-    rows = python_script("results_table.py", "--bars", out, promp).stdout.splitlines()
+    rows = results("table", "--bars", out, promp).stdout.splitlines()
     family = maml["family"]
     assert [r.split(" | ")[0] for r in rows[2:]] == [
         f"| {family}: trpo, {out}/",
@@ -368,9 +375,9 @@ def test_a_sweep_over_algorithms_reports_each_as_its_own_variant(tmp_path):
     assert report["runs"][promp.name]["returns"] == marked
     assert report["runs"][promp.name]["variant"] == "maml_promp"
     out = tmp_path / "results"
-    assert python_script("export_results.py", sweep, "--out", out).returncode == 0
+    assert results("export", sweep, "--out", out).returncode == 0
     png = tmp_path / "curves.png"
-    table = python_script("results_table.py", out, "--curves", png)
+    table = results("table", out, "--curves", png)
     assert table.returncode == 0, table.stderr
     assert "maml_promp after 1 step minus maml_trpo after 1 step: " in table.stdout
     assert "maml_trpo after 1 step minus random after 1 step: " in table.stdout

@@ -11,6 +11,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from maml_hydra.results import paper, stats
 from maml_hydra.results.tensorboard import eval_at, scalars, training_log
+from tests.helpers import results
 
 
 def test_mean_and_standard_error_are_the_textbook_ones():
@@ -68,3 +69,30 @@ def test_the_papers_gap_shares_are_those_of_its_numbers():
         "ant_dir": 0.83,
     }
     assert paper.NAVIGATION_MAML == [-40.41, -11.68, -3.33, -3.23]
+
+
+def test_the_docs_tables_are_what_the_committed_result_files_give():
+    """Every generated block of README.md and docs/*.md equals what its command prints now."""
+    done = results("docs", "--check")
+    assert done.returncode == 0, done.stderr + done.stdout
+
+
+def test_a_stale_or_foreign_block_is_found_and_rewritten(tmp_path):
+    from maml_hydra.results.docs import render
+
+    command = "table --paper docs/results/paper/halfcheetah_dir"
+    page = tmp_path / "page.md"
+    text = f"Intro\n\n<!-- generated: {command} -->\n| old |\n<!-- end generated -->\n\nEnd\n"
+    page.write_text(text)
+    stale = results("docs", "--check", page)
+    assert stale.returncode == 1 and "out of date" in stale.stderr and command in stale.stderr
+    assert page.read_text() == text  # --check changes nothing
+    assert results("docs", page).returncode == 0
+    assert page.read_text() == text.replace("| old |\n", render(command))
+    assert results("docs", "--check", page).returncode == 0
+    plot = "<!-- generated: table --plot x.png docs/results/ant -->\n<!-- end generated -->"
+    page.write_text(plot)
+    refused = results("docs", page)
+    assert refused.returncode == 1 and "--plot" in refused.stderr.splitlines()[0]
+    unknown = results("nonsense")
+    assert unknown.returncode == 1 and "unknown command 'nonsense'" in unknown.stderr

@@ -9,7 +9,7 @@ import yaml
 
 from maml_hydra.evaluator import objective_step
 from maml_hydra.hydra_glue import settle_sweeper
-from tests.helpers import TINY, compose_config, make_config, python_script, run_cli
+from tests.helpers import TINY, compose_config, make_config, results, run_cli
 
 TINY_SEARCH = [o for o in TINY if not o.startswith("train.iterations=")] + ["train.iterations=1"]
 OPTUNA = [  # no direction named: the project's Optuna searches maximise
@@ -49,7 +49,7 @@ def test_optuna_maximises_the_held_out_return_the_runs_return(tmp_path):
 
     # committed compact results: one file per trial, and the table of trials, best first
     out = tmp_path / "results"
-    export = python_script("export_results.py", sweep, "--out", out)
+    export = results("export", sweep, "--out", out)
     assert export.returncode == 0, export.stderr
     records = [json.loads((out / f"trial{n}.json").read_text()) for n in range(3)]
     assert {r["params"]["inner.lr"]: r["objective"] for r in records} == trials
@@ -59,7 +59,7 @@ def test_optuna_maximises_the_held_out_return_the_runs_return(tmp_path):
             pytest.approx(r["objective"])
         )
     assert yaml.safe_load((out / "optimization_results.yaml").read_text()) == best
-    table = python_script("results_table.py", "--search", out)
+    table = results("table", "--search", out)
     assert table.returncode == 0, table.stderr
     rows = [line for line in table.stdout.splitlines() if line.startswith("| trial")][1:]
     ranked = sorted(records, key=lambda r: -r["objective"])

@@ -1,6 +1,6 @@
 """Table 4 numbers of several seeds of `scripts/reproduce_nav.sh`, per seed and averaged.
 
-    .venv/bin/python scripts/seed_table.py outputs/reproduce_nav/NAME/seed* [--at 50]
+    .venv/bin/python -m maml_hydra.results seeds outputs/reproduce_nav/NAME/seed* [--at 50]
         [--export docs/results/reproduce_nav/NAME] [--against OTHER/seed*]
 
 For each run directory: the average return after 0..K gradient steps on the run's held-out
@@ -27,14 +27,11 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from maml_hydra.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
-from maml_hydra.results import paper as published  # noqa: E402
-from maml_hydra.results.stats import mean_se, paired_lists  # noqa: E402
-from maml_hydra.results.tensorboard import eval_at, training_log  # noqa: E402
-from maml_hydra.rundir import checkpoint_path  # noqa: E402
+from maml_hydra.checkpoint import CheckpointError, load_checkpoint
+from maml_hydra.results import paper as published
+from maml_hydra.results.stats import mean_se, paired_lists
+from maml_hydra.results.tensorboard import eval_at, training_log
+from maml_hydra.rundir import checkpoint_path
 
 COLUMNS = ("held_out", "original", "at")  # a row's columns, as the table prints them
 
@@ -146,14 +143,16 @@ def load(paths: list[Path], at: int) -> dict[str, dict]:
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m maml_hydra.results seeds", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("runs", type=Path, nargs="+", help="run directories or --export files")
     parser.add_argument("--at", type=int, default=50, help="iteration of the middle column")
     parser.add_argument("--diverged-below", type=float, default=-45.0)
     parser.add_argument("--export", type=Path, help="write one <run>.json per run directory here")
     parser.add_argument("--against", type=Path, nargs="+", help="a second set, for differences")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rows = load(args.runs, args.at)
     others = load(args.against, args.at) if args.against else None
     if args.export:

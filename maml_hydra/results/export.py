@@ -1,6 +1,6 @@
 """Compact, committed result files from an evaluation report, one JSON per evaluated run:
 
-    .venv/bin/python scripts/export_results.py SWEEP_DIR --out docs/results/<family> [--commit SHA]
+    python -m maml_hydra.results export SWEEP_DIR --out docs/results/<family> [--commit SHA]
 
 Run it after ``python -m maml_hydra.evaluate SWEEP_DIR``; or with ``--runs RUN_DIR...``, from each
 run's own final evaluation (its ``eval_results.json``: its own held-out tasks and step sizes, as
@@ -13,8 +13,8 @@ at the step sizes that ran), with the searched parameters and the objective, and
 holds the held-out returns per gradient step and task, the tasks, the evaluation settings, the
 config that ran (the checkpoint's), the commit, the meta-iterations, the env steps and the
 training wall time (the sum of TensorBoard's ``time/iteration``) and the learning curve
-(training return before and after adaptation against env steps). ``scripts/results_table.py``
-makes the tables and the plot of docs/RESULTS.md from these files alone.
+(training return before and after adaptation against env steps). ``python -m
+maml_hydra.results table`` makes the tables and the plot of docs/RESULTS.md from these files alone.
 """
 
 from __future__ import annotations
@@ -23,17 +23,15 @@ import argparse
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from maml_hydra.checkpoint import CheckpointError, load_checkpoint
+from maml_hydra.results.tensorboard import training_log
+from maml_hydra.rundir import checkpoint_path
 
-from maml_hydra.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
-from maml_hydra.results.tensorboard import training_log  # noqa: E402
-from maml_hydra.rundir import checkpoint_path  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def export(sweep: Path, out: Path, commit: str) -> list[Path]:
@@ -179,8 +177,10 @@ def export_search(sweep: Path, out: Path, commit: str) -> list[Path]:
     return [*written, out / "optimization_results.yaml"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m maml_hydra.results export", description=__doc__.splitlines()[0]
+    )
     parser.add_argument(
         "sweep",
         type=Path,
@@ -207,7 +207,7 @@ def main() -> None:
         default=None,
         help="for checkpoints that record no commit (default: git rev-parse HEAD)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     commit = (
         args.commit
         or subprocess.run(

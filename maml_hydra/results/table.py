@@ -1,10 +1,10 @@
 """Tables and the adaptation plot of one family from its committed result files
-(``docs/results/<family>/*.json``, written by ``scripts/export_results.py``):
+(``docs/results/<family>/*.json``, written by ``python -m maml_hydra.results export``):
 
-    .venv/bin/python scripts/results_table.py docs/results/<family> [--plot PNG]
-    .venv/bin/python scripts/results_table.py --bars docs/results/<family> [docs/results/...]
-    .venv/bin/python scripts/results_table.py --search docs/results/search/<family>
-    .venv/bin/python scripts/results_table.py --paper docs/results/paper/<family> [...]
+    .venv/bin/python -m maml_hydra.results table docs/results/<family> [--plot PNG]
+    .venv/bin/python -m maml_hydra.results table --bars docs/results/<family> [docs/results/...]
+    .venv/bin/python -m maml_hydra.results table --search docs/results/search/<family>
+    .venv/bin/python -m maml_hydra.results table --paper docs/results/paper/<family> [...]
 
 Prints, as Markdown: the held-out return per variant after 0..K gradient steps (mean ± standard
 error over seeds, or over tasks where one seed), the paired comparisons the locomotion results
@@ -31,19 +31,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from maml_hydra.report import ordered, plot, plot_curves, summarize_variants  # noqa: E402
-from maml_hydra.results import paper as published  # noqa: E402
-from maml_hydra.results import stats  # noqa: E402
-from maml_hydra.results.stats import fmt, mean_se, t95  # noqa: E402
+from maml_hydra.report import ordered, plot, plot_curves, summarize_variants
+from maml_hydra.results import paper as published
+from maml_hydra.results import stats
+from maml_hydra.results.stats import fmt, mean_se, t95
 
 PAPER = published.LOCOMOTION
 
@@ -278,7 +274,9 @@ def search(folder: Path) -> None:
     """The trials of one exported search, best first, and the objective per categorical value."""
     trials = [r for r in load(folder) if "objective" in r]
     if not trials:
-        raise SystemExit(f"error: {folder}: no trial files (scripts/export_results.py SEARCH)")
+        raise SystemExit(
+            f"error: {folder}: no trial files (python -m maml_hydra.results export SEARCH)"
+        )
     keys = list(trials[0]["params"])
     first = trials[0]
     k = first["objective_step"]
@@ -311,8 +309,10 @@ def search(folder: Path) -> None:
         print(f"\nMean objective by {key} (best, trials): " + "; ".join(cells))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m maml_hydra.results table", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("folder", type=Path, nargs="+")
     parser.add_argument(
         "--bars",
@@ -331,7 +331,7 @@ def main() -> None:
     parser.add_argument(
         "--curves", type=Path, default=None, help="plot learning curves against env steps"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.bars:
         bars(args.folder)
         return

@@ -1,6 +1,6 @@
 """Numbers of one run's TensorBoard curves, as a Markdown table for docs/RESULTS.md.
 
-    .venv/bin/python scripts/run_summary.py RUN_DIR [--window 20]
+    .venv/bin/python -m maml_hydra.results summary RUN_DIR [--window 20]
 
 Prints the training return before and after adaptation averaged over windows of iterations
 (with the mean gain and how many iterations gained), every held-out evaluation, the paired
@@ -16,11 +16,8 @@ import statistics
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from maml_hydra.evaluator import paired_gain  # noqa: E402
-from maml_hydra.results.tensorboard import scalars, values  # noqa: E402
+from maml_hydra.evaluator import paired_gain
+from maml_hydra.results.tensorboard import scalars, values
 
 
 def curves(run_dir: Path) -> dict[str, list[float]]:
@@ -34,11 +31,13 @@ def curves(run_dir: Path) -> dict[str, list[float]]:
     return {tag: values(tags, tag) for tag in tags}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m maml_hydra.results summary", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--window", type=int, default=20, help="iterations per table row")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.window < 1:
         sys.exit(f"error: --window={args.window} is not allowed: must be >= 1")
     c = curves(args.run_dir)
