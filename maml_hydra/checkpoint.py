@@ -221,5 +221,23 @@ def prepare_run_dir(cfg: Config, run_dir: Path) -> None:
         raise CheckpointError(f"{run_dir}: is a file, not a run directory")
     checkpoint = checkpoint_path(run_dir)
     if continues(cfg.resume, run_dir):
-        check_resumable(load_checkpoint(checkpoint), cfg, checkpoint)
+        state = load_checkpoint(checkpoint)
+        check_resumable(state, cfg, checkpoint)
+        _CHECKED[checkpoint.resolve()] = (checkpoint.stat().st_mtime_ns, state)
     claim_run_dir(run_dir)
+
+
+# checkpoints loaded by the start-up check, kept for the run that resumes them in this process
+_CHECKED: dict[Path, tuple[int, dict[str, Any]]] = {}
+
+
+def load_resumed(path: str | os.PathLike) -> tuple[dict[str, Any], bool]:
+    """The checkpoint a run resumes from, and whether it was checked against the run's config
+    already: the one ``prepare_run_dir`` loaded and checked in this process, if the file has not
+    changed since; else read now, unchecked (a job on another machine, or a run built without
+    the command line)."""
+    key = Path(path).resolve()
+    mtime, state = _CHECKED.pop(key, (None, None))
+    if state is not None and key.is_file() and key.stat().st_mtime_ns == mtime:
+        return state, True
+    return load_checkpoint(path), False

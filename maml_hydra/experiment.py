@@ -16,7 +16,7 @@ from maml_hydra.checkpoint import (
     CheckpointError,
     check_resumable,
     claim_run_dir,
-    load_checkpoint,
+    load_resumed,
     remove_stale_writes,
     save_checkpoint,
     source_commit,
@@ -107,7 +107,8 @@ class Experiment:
         self.commits: list[str | None] = []  # the code of earlier sessions of a resumed run
         self._snapshot: dict | None = None  # state after the last completed iteration
         if cfg.resume:
-            self.load_state_dict(load_checkpoint(self.checkpoint_path))
+            state, checked = load_resumed(self.checkpoint_path)  # read once per run
+            self.load_state_dict(state, check=not checked)
 
     # ------------------------------------------------------------------- checkpoints
     @property
@@ -133,8 +134,9 @@ class Experiment:
         current = source_commit()
         return self.commits if self.commits[-1:] == [current] else [*self.commits, current]
 
-    def load_state_dict(self, state: dict) -> None:
-        check_resumable(state, self.cfg, self.checkpoint_path)
+    def load_state_dict(self, state: dict, check: bool = True) -> None:
+        if check:  # false only for the checkpoint the start-up check has just checked
+            check_resumable(state, self.cfg, self.checkpoint_path)
         try:
             self.load_weights(state)
         except (RuntimeError, KeyError) as err:

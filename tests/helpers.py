@@ -82,6 +82,51 @@ def run_cli(
     )
 
 
+def cli(args: list, cwd: Path, module: str = "maml_hydra.train") -> subprocess.CompletedProcess:
+    """``python -m <module> <args>`` in ``cwd``, run in this process (as ``run_cli`` does in a
+    new one): its exit status, stdout and stderr. Hydra's global state is cleared before and
+    after, and the logging handlers it installs are removed."""
+    import contextlib
+    import importlib
+    import io
+    import logging
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    entry = importlib.import_module(module)
+    main = entry.main
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    saved_argv = sys.argv
+    saved_env = {k: os.environ.get(k) for k in ("HYDRA_FULL_ERROR", "HYDRA_MAIN_MODULE")}
+    # Hydra finds ``config_path`` next to the entry point's file only when it runs as __main__
+    os.environ["HYDRA_MAIN_MODULE"] = "__main__"
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    GlobalHydra.instance().clear()
+    try:
+        captured = contextlib.redirect_stdout(out), contextlib.redirect_stderr(err)
+        with contextlib.chdir(cwd), captured[0], captured[1]:
+            sys.argv = [entry.__file__, *map(str, args)]  # as python -m sets it
+            try:  # a @hydra.main function as python -m runs it; the others wrap it themselves
+                hydra_glue.run(main) if hasattr(main, "__wrapped__") else main()
+            except SystemExit as exit_:
+                if isinstance(exit_.code, str):
+                    print(exit_.code, file=sys.stderr)
+                    code = 1
+                else:
+                    code = exit_.code or 0
+    finally:
+        GlobalHydra.instance().clear()
+        sys.argv = saved_argv
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        root.handlers[:], root.level = handlers, level
+    return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())
+
+
 def as_yaml(cfg: Config) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
 

@@ -20,7 +20,7 @@ from maml_hydra.config import (
     to_config,
 )
 from maml_hydra.runtime import check_config
-from tests.helpers import CONF, TINY, compose_config, make_config, run_cli
+from tests.helpers import CONF, TINY, cli, compose_config, make_config, run_cli
 
 GROUPS = ("env", "algorithm", "inner", "baseline")
 
@@ -297,7 +297,7 @@ def test_every_schema_with_a_name_is_registered_for_yaml():
     ],
 )
 def test_cli_errors_are_one_line_and_write_nothing(tmp_path, override, expected):
-    result = run_cli([*TINY, override], cwd=tmp_path)
+    result = cli([*TINY, override], cwd=tmp_path)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines

@@ -20,7 +20,7 @@ from maml_hydra.checkpoint import CheckpointError, load_checkpoint, save_checkpo
 from maml_hydra.config import ConfigError
 from maml_hydra.experiment import Experiment
 from maml_hydra.logger import peak_memory
-from tests.helpers import TINY, make_config, results, run_cli
+from tests.helpers import TINY, cli, make_config, results, run_cli
 
 
 def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -215,7 +215,7 @@ def test_cli_reports_a_bad_checkpoint_in_one_line(tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
-    result = run_cli([*TINY, f"resume={run}"], cwd=tmp_path)
+    result = cli([*TINY, f"resume={run}"], cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "truncated or corrupt" in result.stderr and "Traceback" not in result.stderr
@@ -286,3 +286,20 @@ def test_run_summary_prints_the_curves_of_a_run(tmp_path):
     assert result.stderr.strip() == (
         f"error: {untrained / 'tensorboard'}: no training curves (train/return_before_adaptation)"
     )
+
+
+def test_a_resumed_run_reads_its_checkpoint_once(tmp_path, monkeypatch):
+    """The training command checks a resumed checkpoint before Hydra writes anything, then
+    continues from that same load: one read per run, and the run continues where it stopped."""
+    import maml_hydra.checkpoint as checkpoint
+
+    run = tmp_path / "run"
+    first = cli([*TINY, "train.iterations=2", f"hydra.run.dir={run}"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    reads = []
+    real = checkpoint.load_checkpoint
+    monkeypatch.setattr(checkpoint, "load_checkpoint", lambda p: reads.append(p) or real(p))
+    again = cli([*TINY, "train.iterations=3", f"resume={run}"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert reads == [run / "checkpoints" / "last.pt"]
+    assert real(run / "checkpoints" / "last.pt")["iteration"] == 3

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from maml_hydra.checkpoint import load_checkpoint, save_checkpoint
 from maml_hydra.experiment import DivergenceError, Experiment
-from tests.helpers import TINY, make_config, run_cli
+from tests.helpers import TINY, cli, make_config, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +236,7 @@ def test_bad_input_is_one_line_and_changes_nothing(
             where = "hydra.sweep.dir" if flags else "hydra.run.dir"
             args.append(f"{where}={run}/new")  # a fresh directory: it must stay absent
     before = {p: snapshot(p) for p in (run, run / "nope", run / "new")}
-    result = run_cli(args, cwd=tmp_path, module=module, timeout=120)
+    result = cli(args, cwd=tmp_path, module=module)
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0, result.stdout
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]

@@ -23,6 +23,7 @@ from maml_hydra.report import EvaluationError, make_report
 from maml_hydra.seeding import generator
 from tests.helpers import (
     TINY_BASELINES,
+    cli,
     compose_config,
     make_config,
     python_script,
@@ -180,7 +181,7 @@ def copy_sweep(sweep: Path, dest: Path) -> Path:
 def test_a_directory_without_runs_is_one_clear_error(tmp_path):
     with pytest.raises(EvaluationError, match="no runs found"):
         make_report(EvaluateConfig(dir=str(tmp_path), eval=REPORT_EVAL, progress=False))
-    result = run_cli([str(tmp_path), "progress=false"], cwd=tmp_path, module="maml_hydra.evaluate")
+    result = cli([str(tmp_path), "progress=false"], cwd=tmp_path, module="maml_hydra.evaluate")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path}: no runs found")
 
@@ -274,7 +275,7 @@ def test_step_size_probe_reports_the_gain_of_one_step_per_size(tmp_path):
     ],
 )
 def test_report_config_errors_are_one_line_and_write_nothing(tmp_path, override, expected):
-    result = run_cli([str(tmp_path), override], cwd=tmp_path, module="maml_hydra.evaluate")
+    result = cli([str(tmp_path), override], cwd=tmp_path, module="maml_hydra.evaluate")
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith(expected), lines
     assert list(tmp_path.iterdir()) == []

@@ -11,7 +11,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from maml_hydra.results import paper, stats
 from maml_hydra.results.tensorboard import eval_at, scalars, training_log
-from tests.helpers import results
+from tests.helpers import ROOT, results
 
 
 def test_mean_and_standard_error_are_the_textbook_ones():
@@ -96,3 +96,41 @@ def test_a_stale_or_foreign_block_is_found_and_rewritten(tmp_path):
     assert refused.returncode == 1 and "--plot" in refused.stderr.splitlines()[0]
     unknown = results("nonsense")
     assert unknown.returncode == 1 and "unknown command 'nonsense'" in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "a JSON list, not an object"),
+        ("missing:returns", "no 'returns'"),
+        ("seed:'0'", "'seed' is a str"),
+        ("returns:[[1.0, 2.0], [3.0]]", "'returns' is not a list of equal"),
+        ("returns:[[1.0, 'x']]", "'returns' holds a value that is not a number"),
+        ("trial:no params", "no 'params'"),
+    ],
+)
+def test_a_result_file_of_another_shape_is_refused_with_one_line(tmp_path, content, says):
+    """``results table`` reads only the compact format: a corrupt file, or one that parses as
+    JSON but has another shape, stops it with one line naming the file and the field."""
+    import json
+
+    good = ROOT / "docs" / "results" / "paper" / "halfcheetah_dir" / "maml_seed0.json"
+    record = json.loads(good.read_text())
+    if content.startswith("missing:"):
+        del record[content.split(":")[1]]
+        content = json.dumps(record)
+    elif content.startswith("trial:"):
+        content = json.dumps({**record, "objective": 1.0, "objective_step": 1})
+    elif ":" in content and not content.startswith("{"):
+        key, value = content.split(":", 1)
+        content = json.dumps({**record, key: json.loads(value.replace("'", '"'))})
+    folder = tmp_path / "family"
+    folder.mkdir()
+    (folder / "maml_seed0.json").write_text(content)
+    for args in ([folder], ["--paper", folder], ["--search", folder]):
+        done = results("table", *args)
+        assert done.returncode == 1 and done.stdout == ""
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(folder / "maml_seed0.json") in lines[0], lines
+        assert says in lines[0] and "Traceback" not in done.stderr

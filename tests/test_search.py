@@ -9,7 +9,7 @@ import yaml
 
 from maml_hydra.evaluator import objective_step
 from maml_hydra.hydra_glue import settle_sweeper
-from tests.helpers import TINY, compose_config, make_config, results, run_cli
+from tests.helpers import TINY, cli, compose_config, make_config, results, run_cli
 
 TINY_SEARCH = [o for o in TINY if not o.startswith("train.iterations=")] + ["train.iterations=1"]
 OPTUNA = [  # no direction named: the project's Optuna searches maximise
@@ -69,7 +69,7 @@ def test_optuna_maximises_the_held_out_return_the_runs_return(tmp_path):
 def test_a_search_that_would_minimise_the_return_is_refused(tmp_path):
     sweep = tmp_path / "search"
     args = [*OPTUNA, "hydra.sweeper.direction=minimize"]
-    result = run_cli([*args, *TINY_SEARCH, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    result = cli([*args, *TINY_SEARCH, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert (
         result.stderr.strip()

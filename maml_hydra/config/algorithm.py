@@ -37,7 +37,7 @@ class TRPOConfig(AlgorithmConfig):
     # adaptation still exact (rllab's subsample_factor, by task); the gradient and the line
     # search keep every task, so the step is still bounded by the full KL. The default 0.25
     # cuts CG's cost 3.6x at the paper's navigation batch; the 13-seed Table 4 reproduction
-    # at 0.25 against the exact Fisher: docs/RESULTS.md, session 15.
+    # at 0.25 against the exact Fisher: docs/RESULTS.md, 'Table 4 over 13 seeds'.
     fvp_task_fraction: float = 0.25
     # ... but never fewer tasks than this (all of them if the meta-batch has fewer): the Fisher
     # of one task out of three oversteps so far that the line search fails (3 tasks x 4 episodes

@@ -30,7 +30,6 @@ budget; then the mean objective per value of each categorical parameter.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -39,6 +38,8 @@ from omegaconf import OmegaConf
 from maml_hydra.report import ordered, plot, plot_curves, summarize_variants
 from maml_hydra.results import paper as published
 from maml_hydra.results import stats
+from maml_hydra.results.records import RecordError
+from maml_hydra.results.records import read as read_record
 from maml_hydra.results.stats import fmt, mean_se, t95
 
 PAPER = published.LOCOMOTION
@@ -53,7 +54,10 @@ def load(folder: Path) -> list[dict]:
     files = sorted(folder.glob("*.json"))
     if not files:
         raise SystemExit(f"error: {folder}: no result files")
-    return [json.loads(f.read_text()) for f in files]
+    try:
+        return [read_record(f) for f in files]
+    except RecordError as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 def paired(a: torch.Tensor, b: torch.Tensor, seeds: int = 1) -> str:
