@@ -346,3 +346,33 @@ def test_a_checkpoint_config_from_before_baselines_were_keys_reads_as_what_ran()
     assert cfg.train.iterations == 3 and cfg.baseline.name == "oracle"
     old.baseline = {"name": "random", "meta_train": False, "oracle": False, "train": False}
     assert config_from_yaml(OmegaConf.to_yaml(old)).train.iterations == 0
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [("ant", "ant_dir"), ("halfcheetah_dir", "halfcheetah_vel"), ("paper_ant", "paper_ant_dir")],
+)
+def test_experiments_of_one_family_differ_only_where_their_files_say(pair):
+    """The experiment files build on conf/experiment_base/: two experiments of one base compose
+    to the same values outside the keys their own files set (the env, and the paper presets'
+    iteration counts, sampler and held-out goals)."""
+    own = {"env", "eval.tasks", "train.iterations", "train.sampling", "train.episodes_per_task"}
+
+    def flat(name):
+        container = OmegaConf.to_container(compose_config([f"experiment={name}"], tiny=False))
+        out = {}
+
+        def walk(node, prefix):
+            for key, value in node.items():
+                path = f"{prefix}{key}"
+                if isinstance(value, dict) and path not in own:
+                    walk(value, path + ".")
+                else:
+                    out[path] = value
+
+        walk(container, "")
+        return out
+
+    a, b = flat(pair[0]), flat(pair[1])
+    differ = {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+    assert differ and differ <= own, differ
