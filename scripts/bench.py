@@ -24,21 +24,59 @@ and the ratio of their medians.
     .venv/bin/python scripts/bench.py --outer
 
 The weight gradient's GEMM in its two orientations (``closed_form._outer``), and their ratio.
+
+    .venv/bin/python scripts/bench.py --step-sizes RUN_DIR --lrs 0.1 0.5 2.0 [--gae-lambda 0.9]
+        [--tasks 20] [--episodes 20]
+
+The gain of one inner step on a run's held-out tasks (``eval.seed``), for each step size: loads
+RUN_DIR/checkpoints/last.pt (policy and observation statistics) and prints the return before
+and after one step and the paired gain (after - before, mean ± s.e. over tasks). Every step
+size sees the same pre-update episodes; ``--gae-lambda`` changes only the inner step's
+advantages.
+
+    .venv/bin/python scripts/bench.py --hvp RUN_DIR [--fd-eps 1.0] [--seed 0] [--fresh]
+        [--compare-eps 1 1e-3 1e-5] [--float64] [--activation tanh]
+
+TRPO's two Hessian-vector products (``algorithm.hvp``) on one meta-batch of a run (``--fresh``:
+the policy it started from): CG solved once with the exact Gauss-Newton product and once with
+finite differences of the KL gradient (step fd_eps / |theta|); for each, the direction's norm,
+the finite-difference step e |d|, the curvature d^T H d by its own product and by the exact one,
+and the surrogate gain and KL of the first line-search candidates; then the cosine between the
+two directions. ``--compare-eps``: |FD v - H v| / |H v| for each fd_eps on three vectors (the
+meta-gradient g, the exact CG direction, a random vector of g's norm). With ReLU the inner
+gradient jumps wherever a unit's pre-activation changes sign, which a finite difference sees
+and autodiff does not (docs/RESULTS.md). ``--float64`` runs it in double precision, to tell
+this apart from rounding; ``--activation`` (with ``--fresh``) probes another nonlinearity.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
 
 from maml_hydra import hydra_glue  # noqa: F401  (conf/config.yaml's resolvers)
-from maml_hydra.config import to_config
+from maml_hydra.checkpoint import CheckpointError
+from maml_hydra.config import ConfigError, to_config
+from maml_hydra.evaluator import paired_gain
 from maml_hydra.experiment import Experiment
+from maml_hydra.meta_optimizers import (
+    conjugate_gradient,
+    finite_difference_hvp,
+    fisher_vector_product,
+    mean_kl,
+    meta_gradient,
+    surrogate_loss,
+    trust_region_step,
+)
+from maml_hydra.report import EvaluationError, evaluate_run, run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -267,6 +305,141 @@ def bench_outer(rounds: int = 5) -> None:
         print(f"| {tasks} x {steps} | {out} | {inp} | {cells} |")
 
 
+def probe_step_sizes(run_dir: Path, args) -> None:
+    """``--step-sizes``: the gain of one inner step per step size (module docstring)."""
+    try:
+        cfg, state = run_config(run_dir)
+        train = cfg.train
+        if args.gae_lambda is not None:
+            train = replace(train, gae_lambda=args.gae_lambda)
+        base = replace(cfg.eval, num_steps=1)
+        if args.tasks is not None:
+            base = replace(base, num_tasks=args.tasks)
+        if args.episodes is not None:
+            base = replace(base, episodes_per_task=args.episodes)
+        cfg = replace(cfg, train=train, device=args.device)
+        for lr in args.lrs:  # every setting is checked before anything is printed
+            replace(cfg, eval=replace(base, lrs=[lr])).check()
+        print(
+            f"{run_dir}: iteration {state['iteration']}, {base.num_tasks} held-out tasks x "
+            f"{base.episodes_per_task} episodes, gae_lambda {cfg.train.gae_lambda}"
+        )
+        print("| step size | before | after one step | gain (± s.e. over tasks) |")
+        print("|---|---|---|---|")
+        for lr in args.lrs:
+            eval_cfg = replace(base, lrs=[lr])
+            returns = torch.tensor(
+                evaluate_run(cfg, state, run_dir, eval_cfg, args.device)["returns"]
+            )
+            print(
+                f"| {lr} | {returns[0].mean():.1f} | {returns[1].mean():.1f} | "
+                f"{paired_gain(returns)} |",
+                flush=True,
+            )
+    except (EvaluationError, CheckpointError, ConfigError) as err:
+        sys.exit(f"error: {err}")
+
+
+CANDIDATES = 4  # line-search candidates shown: backtrack^0 .. backtrack^3
+
+
+def probe(cfg, state, fd_eps: float, fresh: bool, compare_eps: list[float]) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        exp = Experiment(cfg, scratch)
+        if not fresh:
+            exp.load_weights(state)
+        batch = exp.sample_meta_batch()
+        learner, theta, alg = exp.learner, exp.learner.parameters(), cfg.algorithm
+    loss, gradient, outputs, vjp_fn = meta_gradient(learner, theta, batch)
+    exact = fisher_vector_product(vjp_fn, outputs, batch.query.mask, alg.cg_damping)
+    products = {
+        "gauss_newton": exact,
+        "finite_difference": finite_difference_hvp(learner, theta, batch, fd_eps, alg.cg_damping),
+    }
+    eps = fd_eps / (theta.norm().item() + 1e-8)
+    print(
+        f"|theta| {theta.norm():.3f}, e = fd_eps / |theta| = {eps:.4g}, |g| {gradient.norm():.4g}"
+    )
+    ratios = [alg.ls_backtrack**i for i in range(CANDIDATES)]
+    print(
+        "| product | \\|d\\| | e \\|d\\| | d^T H d, own | d^T H d, exact | "
+        + " | ".join(f"x{r:.3g}: gain / KL" for r in ratios)
+        + " |"
+    )
+    print("|" + "---|" * (5 + CANDIDATES))
+    directions = {}
+    for name, hvp in products.items():
+        direction, _ = conjugate_gradient(hvp, gradient, alg.cg_iters)
+        curvature = direction @ hvp(direction)
+        step = trust_region_step(direction, curvature, alg.max_kl)
+        cells = []
+        for ratio in ratios:
+            with torch.no_grad():
+                mean, log_std = learner.query_dist(theta - ratio * step, batch)
+                gain = loss - surrogate_loss(mean, log_std, batch.query)
+                kl = mean_kl(mean, log_std, batch.query)
+            cells.append(f"{gain.item():.5f} / {kl.item():.5f}")
+        print(
+            f"| {name} | {direction.norm():.4g} | {eps * direction.norm():.3g} | "
+            f"{curvature.item():.4g} | {(direction @ exact(direction)).item():.4g} | "
+            + " | ".join(cells)
+            + " |"
+        )
+        directions[name] = direction
+    a, b = directions.values()
+    print(f"\ncosine between the two directions: {(a @ b / (a.norm() * b.norm())).item():.3f}")
+    if compare_eps:
+        undamped = fisher_vector_product(vjp_fn, outputs, batch.query.mask, 0.0)
+        compare(learner, theta, batch, undamped, gradient, directions["gauss_newton"], compare_eps)
+
+
+def compare(learner, theta, batch, exact, gradient, direction, eps_values: list[float]) -> None:
+    """|FD v - H v| / |H v| per fd_eps on g, the exact CG direction and a random vector;
+    ``exact`` is the undamped exact product."""
+    noise = torch.randn(theta.shape, generator=torch.Generator().manual_seed(0), dtype=theta.dtype)
+    vectors = {
+        "g": gradient,
+        "exact CG direction": direction,
+        "random": noise * gradient.norm() / noise.norm(),
+    }
+    print(
+        "\n| fd_eps | "
+        + " | ".join(f"{name}: \\|FD v - H v\\| / \\|H v\\|" for name in vectors)
+        + " |"
+    )
+    print("|" + "---|" * (1 + len(vectors)))
+    products = {name: exact(v) for name, v in vectors.items()}
+    for eps in eps_values:
+        fd = finite_difference_hvp(learner, theta, batch, eps, 0.0)
+        errors = [(fd(v) - products[n]).norm() / products[n].norm() for n, v in vectors.items()]
+        print(f"| {eps:g} | " + " | ".join(f"{e.item():.3g}" for e in errors) + " |")
+
+
+def probe_hvp(run_dir: Path, args) -> None:
+    """``--hvp``: TRPO's two products on one meta-batch of a run (module docstring)."""
+    try:
+        if args.activation is not None and not args.fresh:
+            raise ConfigError("--activation needs --fresh: a checkpoint holds its own policy")
+        bad = [e for e in args.compare_eps if not e > 0]
+        if bad:
+            raise ConfigError(f"--compare-eps {bad[0]} is not allowed: must be > 0")
+        cfg, state = run_config(run_dir)
+        if args.activation is not None:
+            cfg = replace(cfg, policy=replace(cfg.policy, activation=args.activation))
+        algorithm = replace(cfg.algorithm, hvp="finite_difference", fd_eps=args.fd_eps)
+        seed = cfg.seed if args.seed is None else args.seed
+        cfg = replace(cfg, algorithm=algorithm, seed=seed, progress=False, resume=None)
+        cfg.check()
+        if cfg.algorithm.name != "trpo":
+            raise ConfigError(f"{run_dir}: algorithm={cfg.algorithm.name}, not trpo")
+        print(f"{run_dir}: iteration {0 if args.fresh else state['iteration']}, seed {seed}")
+        if args.float64:
+            torch.set_default_dtype(torch.float64)
+        probe(cfg, state, args.fd_eps, args.fresh, args.compare_eps)
+    except (EvaluationError, CheckpointError, ConfigError) as err:
+        sys.exit(f"error: {err}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=5)
@@ -319,7 +492,23 @@ def main() -> None:
         action="store_true",
         help="time the weight-gradient GEMM's two orientations (closed_form._outer)",
     )
+    parser.add_argument("--step-sizes", type=Path, default=None, metavar="RUN_DIR")
+    parser.add_argument("--lrs", type=float, nargs="+", default=[0.1, 0.5, 1.0, 2.0])
+    parser.add_argument("--gae-lambda", type=float, default=None, help="default: the run's")
+    parser.add_argument("--tasks", type=int, default=None, help="default: the run's eval")
+    parser.add_argument("--episodes", type=int, default=None, help="default: the run's eval")
+    parser.add_argument("--hvp", type=Path, default=None, metavar="RUN_DIR")
+    parser.add_argument("--fd-eps", type=float, default=1.0, help="--hvp: algorithm.fd_eps")
+    parser.add_argument("--seed", type=int, default=None, help="--hvp: default the run's")
+    parser.add_argument("--fresh", action="store_true", help="--hvp: the run's initial policy")
+    parser.add_argument("--compare-eps", type=float, nargs="+", default=[], metavar="EPS")
+    parser.add_argument("--float64", action="store_true", help="--hvp: double precision")
+    parser.add_argument("--activation", default=None, help="--hvp: policy.activation (--fresh)")
     args = parser.parse_args()
+    if args.step_sizes is not None:
+        return probe_step_sizes(args.step_sizes, args)
+    if args.hvp is not None:
+        return probe_hvp(args.hvp, args)
     if args.outer:
         return bench_outer()
     if args.at is not None:

@@ -233,7 +233,7 @@ def test_step_size_probe_reports_the_gain_of_one_step_per_size(tmp_path):
     exp = Experiment(make_config(), run)
     exp.train()
     args = [run, "--lrs", "0.1", "0.7", "--gae-lambda", "0.9", "--tasks", "3"]
-    result = python_script("step_size_probe.py", *args)
+    result = python_script("bench.py", "--step-sizes", *args)
     assert result.returncode == 0, result.stderr
     rows = [
         line.removesuffix(" |").split(" | ")
@@ -258,10 +258,10 @@ def test_step_size_probe_reports_the_gain_of_one_step_per_size(tmp_path):
         (["--tasks", "0"], "error: eval.num_tasks=0 is not allowed: must be >= 1"),
         (["--gae-lambda", "2"], "error: train.gae_lambda=2.0 is not allowed: must be in [0, 1]"),
     ]:
-        refused = python_script("step_size_probe.py", run, *bad)
+        refused = python_script("bench.py", "--step-sizes", run, *bad)
         assert refused.returncode == 1 and refused.stdout == ""  # no half-printed table
         assert refused.stderr.strip() == message
-    missing = python_script("step_size_probe.py", tmp_path / "nothing")
+    missing = python_script("bench.py", "--step-sizes", tmp_path / "nothing")
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert missing.stderr.strip().startswith("error: ") and "nothing" in missing.stderr
 

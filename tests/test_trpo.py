@@ -276,10 +276,11 @@ def test_trust_region_step_meets_the_quadratic_model_and_falls_back_as_rllab():
 def test_hvp_probe_solves_cg_with_both_products_on_a_runs_meta_batch(tmp_path):
     run = tmp_path / "run"
     Experiment(make_config(), run).train()
-    script = ROOT / "scripts" / "hvp_probe.py"
+    script = ROOT / "scripts" / "bench.py"
 
     def probe(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
+        command = [sys.executable, str(script), "--hvp", *args]
+        return subprocess.run(command, capture_output=True, text=True)
 
     result = probe(str(run), "--float64", "--compare-eps", "1", "1e-5")
     assert result.returncode == 0, result.stderr
