@@ -14,4 +14,4 @@ $PY -m maml_hydra.train experiment=ant_short train.iterations="$ITERATIONS" \
   hydra.run.dir="$RUN_DIR" "$@"
 end=$(date +%s)
 echo "wall time: $((end - start)) s"
-$PY python -m maml_hydra.results summary "$RUN_DIR"
+$PY -m maml_hydra.results summary "$RUN_DIR"

@@ -37,7 +37,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 $PY -m maml_hydra.train -m "experiment=$FAMILY" "${VARIANTS:-baseline=maml,pretrained,oracle}" \
   "seed=$SEEDS" progress=false "hydra.sweep.dir=$SWEEP_DIR" "$@"
 $PY -m maml_hydra.evaluate "$SWEEP_DIR" "${EVAL_ARGS[@]}" progress=false >/dev/null
-$PY python -m maml_hydra.results export "$SWEEP_DIR" --out "$OUT" >/dev/null
-$PY python -m maml_hydra.results table "$OUT" --plot "$OUT/adaptation.png" --curves "$OUT/curves.png"
+$PY -m maml_hydra.results export "$SWEEP_DIR" --out "$OUT" >/dev/null
+$PY -m maml_hydra.results table "$OUT" --plot "$OUT/adaptation.png" --curves "$OUT/curves.png"
 }
 main "$@"; exit  # on the line that runs main: nothing after it is read

@@ -28,7 +28,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from maml_hydra.checkpoint import CheckpointError, load_checkpoint
-from maml_hydra.results import records
+from maml_hydra.results.records import check as check_record
 from maml_hydra.results.tensorboard import training_log
 from maml_hydra.rundir import checkpoint_path
 
@@ -72,7 +72,7 @@ def export(sweep: Path, out: Path, commit: str) -> list[Path]:
             "curve": curve,  # per meta-iteration: env steps, training return before/after
         }
         path = out / f"{entry['variant']}_seed{entry['seed']}.json"
-        path.write_text(json.dumps(records.check(record, path), indent=1) + "\n")
+        path.write_text(json.dumps(check_record(record, path), indent=1) + "\n")
         written.append(path)
     return written
 
@@ -125,7 +125,7 @@ def export_runs(
     if clash is not None:
         raise SystemExit(f"error: {clash}: two of the runs would be written to it")
     for record, path in zip(records, paths, strict=True):  # every run could be read
-        path.write_text(json.dumps(records.check(record, path), indent=1) + "\n")
+        path.write_text(json.dumps(check_record(record, path), indent=1) + "\n")
     return paths
 
 
@@ -172,7 +172,7 @@ def export_search(sweep: Path, out: Path, commit: str) -> list[Path]:
             "curve": curve,
         }
         path = out / f"trial{trial}.json"
-        path.write_text(json.dumps(records.check(record, path), indent=1) + "\n")
+        path.write_text(json.dumps(check_record(record, path), indent=1) + "\n")
         written.append(path)
     shutil.copyfile(sweep / "optimization_results.yaml", out / "optimization_results.yaml")
     return [*written, out / "optimization_results.yaml"]
