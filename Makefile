@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: train test test-all lint format bench reproduce compare clean
+.PHONY: train test test-all lint format bench reproduce compare clean metaworld
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -12,16 +12,28 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev,gpu]"
 	touch $(STAMP)
 
+# Meta-World's own interpreter: metaworld 3.1.1 pins mujoco 3.3.0, this project runs mujoco 4, so
+# its envs run in worker processes of a second, small venv (maml_hydra/tasks/meta_world.py).
+MW := .venv-metaworld
+MW_STAMP := $(MW)/.installed
+
+$(MW_STAMP):
+	test -d $(MW) || $(PYTHON) -m venv $(MW)
+	$(MW)/bin/pip install --quiet "metaworld==3.1.1" "mujoco==3.3.0" packaging
+	touch $(MW_STAMP)
+
+metaworld: $(MW_STAMP)  ## Meta-World's interpreter (.venv-metaworld), for env=metaworld
+
 train: $(STAMP)  ## MAML-TRPO on 2D navigation, a few minutes on a laptop
 	$(BIN)/python -m maml_hydra.train $(ARGS)
 
 # Two workers on 2 cores (pytest-xdist), each test file on one worker (its module fixtures once).
 XDIST := -n auto --dist loadfile
 
-test: $(STAMP)  ## the fast suite (no `slow` tests)
+test: $(STAMP) $(MW_STAMP)  ## the fast suite (no `slow` tests)
 	$(BIN)/python -m pytest -m "not slow" $(XDIST) $(ARGS)
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(MW_STAMP)
 	$(BIN)/python -m pytest $(XDIST) $(ARGS)
 
 lint: $(STAMP)
@@ -42,4 +54,4 @@ compare: $(STAMP)  ## MAML vs pretrained vs oracle vs random on 2D navigation, 3
 	bash scripts/compare_nav.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(MW) .pytest_cache .ruff_cache

@@ -1,0 +1,185 @@
+"""Meta-World, stepped in worker processes of its own interpreter.
+
+metaworld 3.1.1, the only release, pins ``mujoco==3.3.0`` (MuJoCo 3.5 changed collisions and
+broke its tasks' scripted policies), while this project runs mujoco 4 (MuJoCo Warp needs at least
+3.5). So the two cannot share one environment. ``make metaworld`` creates ``.venv-metaworld``, a
+small interpreter with metaworld, mujoco 3.3.0 and numpy and without torch. ``MetaWorldPool``
+starts ``workers`` processes of it (``meta_world_worker.py``), gives each a contiguous slice of
+the batch's rows (one env per row), and steps all of them at once: each command goes to every
+worker before any answer is read. Rows arrive and leave as numpy arrays. The pool is the whole
+interface; the task family builds on it.
+
+Errors are one line each: the interpreter missing (naming the command that installs it), an
+unknown task or benchmark, and a worker that dies (its exit status and the last line it wrote
+to stderr).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from maml_hydra.tasks import meta_world_worker as wire
+
+ROOT = Path(__file__).resolve().parents[2]
+INTERPRETER = ROOT / ".venv-metaworld" / "bin" / "python"
+INSTALL = "make metaworld"
+WORKER = Path(wire.__file__)
+
+
+class MetaWorldError(RuntimeError):
+    """Meta-World could not start or a worker failed; the message is one line."""
+
+
+def interpreter(path: str | os.PathLike | None = None) -> Path:
+    """Meta-World's interpreter, checked to exist."""
+    python = Path(path) if path else INTERPRETER
+    if not python.is_file():
+        raise MetaWorldError(
+            f"Meta-World's interpreter {python} is missing: run `{INSTALL}` (a venv with "
+            "metaworld 3.1.1 and mujoco 3.3.0, beside this project's mujoco 4)"
+        )
+    return python
+
+
+class MetaWorldPool:
+    """``rows`` Meta-World envs of one benchmark split, over ``workers`` processes."""
+
+    def __init__(
+        self,
+        benchmark: str,
+        task: str | None,
+        seed: int,
+        split: str,
+        rows: int,
+        workers: int = 1,
+        python: str | os.PathLike | None = None,
+    ):
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be train or test, not {split!r}")
+        python = interpreter(python)
+        workers = max(1, min(workers, rows))
+        bounds = np.linspace(0, rows, workers + 1).round().astype(int)
+        self.slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        self.rows = rows
+        self.procs: list[subprocess.Popen] = []
+        self.logs: list = []
+        try:
+            for part in self.slices:
+                log = tempfile.TemporaryFile()
+                proc = subprocess.Popen(
+                    [str(python), "-P", str(WORKER)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    env={**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"},
+                )
+                self.procs.append(proc)
+                self.logs.append(log)
+                spec = {"benchmark": benchmark, "task": task, "seed": seed, "split": split}
+                wire.write_frame(proc.stdin, ("init", {**spec, "rows": part.stop - part.start}))
+            info = self._gather()[0]
+        except BaseException:
+            self.close()
+            raise
+        self.task_names: list[str] = info["names"]
+        self.obs_dim: int = info["obs_dim"]
+        self.action_dim: int = info["action_dim"]
+        self.max_path_length: int = info["max_path_length"]
+
+    @property
+    def num_tasks(self) -> int:
+        """How many tasks the split holds (``set_tasks`` takes indices into it)."""
+        return len(self.task_names)
+
+    # ---------------------------------------------------------------------- commands
+    def _send(self, name: str, payloads: list) -> None:
+        for k, (proc, payload) in enumerate(zip(self.procs, payloads, strict=True)):
+            try:
+                wire.write_frame(proc.stdin, (name, payload))
+            except (BrokenPipeError, OSError):
+                raise MetaWorldError(self._died(k)) from None
+
+    def _gather(self) -> list:
+        answers = []
+        for k, proc in enumerate(self.procs):
+            try:
+                message = wire.read_frame(proc.stdout)
+            except Exception:
+                message = None
+            if message is None:
+                raise MetaWorldError(self._died(k))
+            status, payload = message
+            if status == "error":
+                raise MetaWorldError(f"Meta-World worker {k}: {payload}")
+            answers.append(payload)
+        return answers
+
+    def _died(self, k: int) -> str:
+        proc, log = self.procs[k], self.logs[k]
+        try:
+            code = proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        log.seek(0)
+        lines = [line for line in log.read().decode(errors="replace").splitlines() if line]
+        last = f": {lines[-1].strip()}" if lines else ""
+        return f"Meta-World worker {k} (pid {proc.pid}) exited with status {code}{last}"
+
+    def set_tasks(self, tasks) -> None:
+        """Row i gets the split's task ``tasks[i]`` (an index), from its next reset."""
+        tasks = [int(t) for t in tasks]
+        if len(tasks) != self.rows:
+            raise ValueError(f"set_tasks: {len(tasks)} tasks for {self.rows} rows")
+        bad = [t for t in tasks if not 0 <= t < self.num_tasks]
+        if bad:
+            raise ValueError(f"set_tasks: task {bad[0]} is not in 0..{self.num_tasks - 1}")
+        self._send("set", [{"tasks": tasks[s]} for s in self.slices])
+        self._gather()
+
+    def reset(self, seeds) -> np.ndarray:
+        """A new episode in every row, each seeded; ``obs [rows, obs_dim]``."""
+        seeds = [int(s) for s in seeds]
+        self._send("reset", [{"seeds": seeds[s]} for s in self.slices])
+        return np.concatenate(self._gather())
+
+    def step(self, actions: np.ndarray, live: np.ndarray | None = None):
+        """Step the live rows (all by default): ``obs [rows, obs_dim]``, ``reward [rows]``,
+        ``success [rows]`` (``info["success"]``), ``truncated [rows]``."""
+        actions = np.asarray(actions, dtype=np.float64)
+        live = np.ones(self.rows, dtype=bool) if live is None else np.asarray(live, dtype=bool)
+        self._send("step", [{"actions": actions[s], "live": live[s]} for s in self.slices])
+        parts = self._gather()
+        return tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    wire.write_frame(proc.stdin, ("close", None))
+                    proc.stdin.close()
+                except OSError:
+                    pass
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for log in self.logs:
+            log.close()
+        self.procs, self.logs = [], []
+
+    def __enter__(self) -> MetaWorldPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "procs", None):
+            self.close()
