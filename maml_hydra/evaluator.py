@@ -33,6 +33,7 @@ class Evaluator:
         self.device = torch.device(device)
         self.plan = SamplingPlan.of(sampling, cfg.episodes_per_task, env_cfg.horizon, False)
         self.env = family(env_cfg, cfg.num_tasks, self.plan.rows, self.device)
+        self.env.hold_out()
         if cfg.tasks is not None:
             self.tasks = torch.tensor(cfg.tasks, dtype=torch.float32)
         else:

@@ -25,6 +25,7 @@ def main(cfg: DictConfig) -> float:
     adaptation (``evaluator.objective_step``), which ``hydra/sweeper=optuna`` maximises."""
     from maml_hydra.checkpoint import CheckpointError  # torch: only once the config composed
     from maml_hydra.experiment import DivergenceError, Experiment
+    from maml_hydra.tasks.meta_world import MetaWorldError
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
@@ -38,7 +39,7 @@ def main(cfg: DictConfig) -> float:
         # callback saw the sweep's base config, not each job's values)
         multirun = HydraConfig.get().mode == RunMode.MULTIRUN
         return Experiment(config, run_dir, check=multirun).train()["objective"]
-    except (ConfigError, CheckpointError, DivergenceError) as err:
+    except (ConfigError, CheckpointError, DivergenceError, MetaWorldError) as err:
         sys.exit(f"error: {err}")
 
 

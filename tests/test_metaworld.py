@@ -15,11 +15,6 @@ import pytest
 
 from maml_hydra.tasks.meta_world import INTERPRETER, MetaWorldError, MetaWorldPool
 
-pytestmark = pytest.mark.skipif(
-    not INTERPRETER.is_file() and not os.environ.get("CI"),
-    reason="Meta-World's interpreter is missing: make metaworld",
-)
-
 ONE_BY_ONE = """
 import json, sys
 import numpy as np
@@ -118,3 +113,80 @@ def test_meta_world_failures_are_one_line(tmp_path):
             pool.step(np.zeros((2, 4)))
     finally:
         pool.close()
+
+
+# ------------------------------------------------------------------ env=metaworld, the family
+MW = ["env=metaworld", "env.workers=2", "train.iterations=2", "train.meta_batch_size=2"]
+MW += ["train.episodes_per_task=2", "eval.num_tasks=2", "eval.episodes_per_task=2"]
+
+
+def test_training_samples_the_train_split_and_evaluation_the_test_split(tmp_path):
+    from maml_hydra.experiment import Experiment
+    from tests.helpers import make_config
+
+    exp = Experiment(make_config([*MW, "env.horizon=10"]), tmp_path / "run")
+    try:
+        exp.train()
+        assert (exp.env.split, exp.evaluator.env.split) == ("train", "test")
+        assert exp.env.pool.task_names == ["reach-v3"] * 50  # ML1: 50 goals of one env
+        returns = json.loads((tmp_path / "run" / "eval_results.json").read_text())
+        assert len(returns["return_per_task"][0]) == 2
+    finally:
+        exp.env.close()
+        exp.evaluator.env.close()
+
+
+def test_the_oracle_sees_the_goal_that_the_benchmark_hides():
+    import torch
+
+    from maml_hydra.config import MetaWorldConfig
+    from maml_hydra.tasks.meta_world import MetaWorld
+
+    seen = {}
+    for oracle in (False, True):
+        env = MetaWorld(MetaWorldConfig(oracle=oracle, workers=1, horizon=5), 2, 1)
+        try:
+            env.set_tasks(torch.tensor([[3.0], [4.0]]))
+            obs = env.reset_batch(torch.Generator().manual_seed(0))
+            assert obs.shape == (2, 1, 39) and env.observation_dim == 39
+            seen[oracle] = obs[:, 0, -3:]
+        finally:
+            env.close()
+    assert torch.all(seen[False] == 0) and torch.all(seen[True].abs().sum(-1) > 0)
+    assert not torch.equal(seen[True][0], seen[True][1])  # two tasks, two goals
+
+
+def test_a_seed_gives_the_same_run_and_another_seed_another(tmp_path):
+    from maml_hydra.experiment import Experiment
+    from tests.helpers import make_config
+
+    def first_return(seed: int, name: str) -> float:
+        one = ["env.workers=1", "env.horizon=8", "eval.tasks=[[0.0],[1.0]]", f"seed={seed}"]
+        cfg = make_config([*MW, *one])  # explicit held-out tasks: no test-split pool opens
+        exp = Experiment(cfg, tmp_path / name)
+        try:
+            return float(exp.sample_meta_batch().query.rewards.sum())
+        finally:
+            exp.env.close()
+            exp.evaluator.env.close()
+
+    assert first_return(0, "a") == first_return(0, "b") != first_return(1, "c")
+
+
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [
+        ("env.benchmark=ML10", "env.task='reach-v3' is not allowed: env.benchmark=ML10 brings"),
+        ("env.task=null", "env.task=None is not allowed: env.benchmark=ML1 needs a task"),
+        ("env.horizon=501", "env.horizon=501 is not allowed: must be <= 500"),
+        ("env.task=reach", "env.task='reach' is not allowed: not a Meta-World v3 task"),
+        ("env.python=/nope/python", "Meta-World's interpreter /nope/python is missing: run"),
+    ],
+)
+def test_bad_meta_world_input_is_one_line_and_writes_nothing(tmp_path, override, says):
+    from tests.helpers import cli
+
+    result = cli([*MW, override, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and says in lines[0], lines
+    assert not (tmp_path / "run").exists()

@@ -18,6 +18,7 @@ from maml_hydra.config.baseline import BaselineConfig
 from maml_hydra.config.choices import (
     HVP,
     Activation,
+    Benchmark,
     Dynamics,
     Estimator,
     Init,
@@ -31,6 +32,7 @@ from maml_hydra.config.env import (
     HalfCheetahDirectionConfig,
     HalfCheetahVelocityConfig,
     LocomotionConfig,
+    MetaWorldConfig,
     NavigationConfig,
     VelocityTasks,
 )
@@ -66,6 +68,7 @@ __all__ = [
     "DEVICES",
     "HVP",
     "Activation",
+    "Benchmark",
     "AlgorithmConfig",
     "AntDirectionConfig",
     "AntVelocityConfig",
@@ -82,6 +85,7 @@ __all__ = [
     "Init",
     "InnerConfig",
     "LocomotionConfig",
+    "MetaWorldConfig",
     "NavigationConfig",
     "PPOConfig",
     "Physics",

@@ -73,3 +73,13 @@ class Estimator(str, Enum):
     reinforce = "reinforce"  # -E[log pi A] (Finn et al. 2017)
     dice = "dice"  # DiCE (Foerster et al. 2018): the full score-function Hessian
     lvc = "lvc"  # ProMP's low-variance curvature objective (Rothfuss et al. 2019)
+
+
+class Benchmark(str, Enum):
+    """Meta-World's meta-learning benchmarks (``env.benchmark``; maml_hydra/tasks/meta_world.py).
+
+    ML1: one environment (``env.task``, e.g. reach-v3), 50 training and 50 test goals.
+    ML10: 10 training environments (50 tasks each) and 5 held-out test environments."""
+
+    ML1 = "ML1"
+    ML10 = "ML10"

@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from maml_hydra.config.choices import Dynamics, Physics
+from maml_hydra.config.choices import Benchmark, Dynamics, Physics
 from maml_hydra.config.rules import Root, at_least, finite, is_finite, positive, require
 
 
@@ -183,3 +183,36 @@ class HalfCheetahDirectionConfig(LocomotionConfig):
     name: str = "halfcheetah_dir"
     ctrl_cost: float = 0.5e-1
     survive_bonus: float = 0.0
+
+
+@dataclass
+class MetaWorldConfig(EnvConfig):
+    """Meta-World v3 (metaworld 3.1.1), stepped through its own package in ``workers`` processes
+    of its own interpreter (``make metaworld``; maml_hydra/tasks/meta_world.py). Training
+    samples the benchmark's training tasks, every meta-iteration; the held-out evaluation uses
+    its test tasks only (for ML10, the 5 held-out environments). The oracle sees the goal, which
+    the ML benchmarks hide."""
+
+    _target_: str = "maml_hydra.tasks.meta_world.MetaWorld"
+    name: str = "metaworld"
+    horizon: int = 500  # Meta-World's max_path_length; an env refuses a step past it
+    benchmark: Benchmark = Benchmark.ML1
+    task: str | None = "reach-v3"  # ML1's environment; null for ML10
+    benchmark_seed: int = 0  # the seed of the benchmark's goals (metaworld.ML1(..., seed=))
+    workers: int = 2  # worker processes stepping the batch's rows
+    python: str | None = None  # Meta-World's interpreter; null = .venv-metaworld/bin/python
+
+    def check(self, cfg: Root) -> None:
+        super().check(cfg)
+        at_least("env.workers", self.workers, 1)
+        require(self.horizon <= 500, "env.horizon", self.horizon, "must be <= 500 (Meta-World's)")
+        if Benchmark(self.benchmark) is Benchmark.ML1:
+            require(
+                bool(self.task),
+                "env.task",
+                self.task,
+                "env.benchmark=ML1 needs a task, e.g. reach-v3",
+            )
+        else:
+            rule = f"env.benchmark={Benchmark(self.benchmark).value} brings its tasks: set it null"
+            require(self.task is None, "env.task", self.task, rule)

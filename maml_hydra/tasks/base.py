@@ -119,6 +119,11 @@ class TaskFamily(EnvBase):
     def sample_tasks(self, num_tasks: int, generator: torch.Generator) -> Tensor:
         raise NotImplementedError
 
+    def hold_out(self) -> None:
+        """Make this env the held-out one (the Evaluator calls it before sampling tasks). A
+        family whose held-out tasks are drawn like its training tasks does nothing; Meta-World
+        switches to its benchmark's test tasks."""
+
     def set_tasks(self, tasks: Tensor) -> None:
         """Give row i of the batch task ``tasks[i]``; takes effect at the next reset."""
         if tasks.shape != self.tasks.shape:

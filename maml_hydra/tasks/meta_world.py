@@ -6,8 +6,8 @@ broke its tasks' scripted policies), while this project runs mujoco 4 (MuJoCo Wa
 small interpreter with metaworld, mujoco 3.3.0 and numpy and without torch. ``MetaWorldPool``
 starts ``workers`` processes of it (``meta_world_worker.py``), gives each a contiguous slice of
 the batch's rows (one env per row), and steps all of them at once: each command goes to every
-worker before any answer is read. Rows arrive and leave as numpy arrays. The pool is the whole
-interface; the task family builds on it.
+worker before any answer is read. Rows arrive and leave as numpy arrays. ``MetaWorld``, the task
+family of ``env=metaworld``, steps its batch through a pool.
 
 Errors are one line each: the interpreter missing (naming the command that installs it), an
 unknown task or benchmark, and a worker that dies (its exit status and the last line it wrote
@@ -22,8 +22,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from maml_hydra.tasks import meta_world_worker as wire
+from maml_hydra.tasks.base import TaskFamily
 
 ROOT = Path(__file__).resolve().parents[2]
 INTERPRETER = ROOT / ".venv-metaworld" / "bin" / "python"
@@ -44,6 +47,18 @@ def interpreter(path: str | os.PathLike | None = None) -> Path:
             "metaworld 3.1.1 and mujoco 3.3.0, beside this project's mujoco 4)"
         )
     return python
+
+
+def known_tasks(python: str | os.PathLike | None = None) -> list[str]:
+    """Meta-World's v3 environment names, asked of its interpreter (a config check)."""
+    code = "import metaworld; print(' '.join(sorted(metaworld.ALL_V3_ENVIRONMENTS)))"
+    done = subprocess.run(
+        [str(interpreter(python)), "-c", code], capture_output=True, text=True, timeout=120
+    )
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or ["no output"]
+        raise MetaWorldError(f"Meta-World's interpreter failed to import metaworld: {lines[-1]}")
+    return done.stdout.split()
 
 
 class MetaWorldPool:
@@ -130,15 +145,16 @@ class MetaWorldPool:
         last = f": {lines[-1].strip()}" if lines else ""
         return f"Meta-World worker {k} (pid {proc.pid}) exited with status {code}{last}"
 
-    def set_tasks(self, tasks) -> None:
-        """Row i gets the split's task ``tasks[i]`` (an index), from its next reset."""
+    def set_tasks(self, tasks, unhide_goal: bool = False) -> None:
+        """Row i gets the split's task ``tasks[i]`` (an index), from its next reset;
+        ``unhide_goal``: the goal in the observation (for the oracle)."""
         tasks = [int(t) for t in tasks]
         if len(tasks) != self.rows:
             raise ValueError(f"set_tasks: {len(tasks)} tasks for {self.rows} rows")
         bad = [t for t in tasks if not 0 <= t < self.num_tasks]
         if bad:
             raise ValueError(f"set_tasks: task {bad[0]} is not in 0..{self.num_tasks - 1}")
-        self._send("set", [{"tasks": tasks[s]} for s in self.slices])
+        self._send("set", [{"tasks": tasks[s], "unhide_goal": unhide_goal} for s in self.slices])
         self._gather()
 
     def reset(self, seeds) -> np.ndarray:
@@ -183,3 +199,89 @@ class MetaWorldPool:
     def __del__(self) -> None:
         if getattr(self, "procs", None):
             self.close()
+
+
+# -------------------------------------------------------------------------- the task family
+
+
+class MetaWorld(TaskFamily):
+    """A Meta-World benchmark (``env=metaworld``; MetaWorldConfig) as a task family: a task is an
+    index into the benchmark's training tasks, or its test tasks once ``hold_out`` has been
+    called (the Evaluator's env). Each row of the batch is one Meta-World env in a worker
+    process, reset with a seed drawn from the sampler's generator, so a run is reproducible and
+    its checkpoint resumes the same episodes. Episodes last ``env.horizon`` steps (Meta-World
+    truncates at 500 and never terminates a task early). The oracle observes the goal in
+    Meta-World's own goal coordinates (the last 3 of 39), which the ML benchmarks zero."""
+
+    task_dim = 1
+    state_obs_dim = 39
+    action_dim = 4
+    ends_early = False
+
+    def __init__(self, cfg, num_tasks: int, episodes_per_task: int, device="cpu"):
+        super().__init__(cfg, num_tasks, episodes_per_task, device)
+        self.unhide_goal, self.oracle = self.oracle, False  # no task index appended
+        self.split = "train"
+        self.pool: MetaWorldPool | None = None
+        self._pool_tasks: list[int] | None = None
+        self.success = torch.zeros(*self.batch_size, dtype=torch.bool, device=self.device)
+
+    @property
+    def observation_dim(self) -> int:
+        return self.state_obs_dim
+
+    def _open(self) -> MetaWorldPool:
+        if self.pool is None:
+            cfg = self.cfg
+            self.pool = MetaWorldPool(
+                str(getattr(cfg.benchmark, "value", cfg.benchmark)),
+                cfg.task,
+                cfg.benchmark_seed,
+                self.split,
+                self.num_tasks * self.episodes_per_task,
+                cfg.workers,
+                cfg.python,
+            )
+        return self.pool
+
+    def hold_out(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+        self.split = "test"
+
+    def sample_tasks(self, num_tasks: int, generator: torch.Generator) -> Tensor:
+        """Distinct tasks of the split where it holds enough, else drawn with replacement."""
+        count = self._open().num_tasks
+        if num_tasks <= count:
+            index = torch.randperm(count, generator=generator)[:num_tasks]
+        else:
+            index = torch.randint(count, (num_tasks,), generator=generator)
+        return index[:, None].float()
+
+    def _initial_obs(self, generator: torch.Generator | None) -> Tensor:
+        pool = self._open()
+        rows = self.tasks[:, 0].long().repeat_interleave(self.episodes_per_task).tolist()
+        if rows != self._pool_tasks:
+            pool.set_tasks(rows, self.unhide_goal)
+            self._pool_tasks = rows
+        seeds = torch.randint(2**31 - 1, (len(rows),), generator=generator)
+        self.success.zero_()
+        return self._to_batch(pool.reset(seeds.tolist()))
+
+    def _advance(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        flat = action.detach().reshape(-1, self.action_dim).cpu().double().numpy()
+        obs, reward, success, _ = self._open().step(flat)
+        self.success |= torch.as_tensor(success, device=self.device).reshape(*self.batch_size)
+        done = torch.zeros(*self.batch_size, dtype=torch.bool, device=self.device)
+        return self._to_batch(obs), self._to_batch(reward), done
+
+    def _to_batch(self, values) -> Tensor:
+        tensor = torch.as_tensor(values, dtype=torch.float32, device=self.device)
+        return tensor.reshape(*self.batch_size, *tensor.shape[1:])
+
+    def close(self, *args, **kwargs):
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+        return super().close(*args, **kwargs)

@@ -9,7 +9,8 @@ reads the answers on stdout, each a pickled ``(name, payload)`` frame with an 8-
 - ``("init", {"benchmark", "task", "seed", "split", "rows"})``: builds the benchmark
   (``metaworld.ML1(task, seed=seed)`` or ``metaworld.ML10(seed=seed)``) and answers the split's
   task names, the observation and action sizes and the episode length;
-- ``("set", {"tasks": [index per row]})``: row i gets the split's task ``index``;
+- ``("set", {"tasks": [index per row], "unhide_goal": bool})``: row i gets the split's task
+  ``index``; ``unhide_goal`` puts the goal into the observation, which the ML benchmarks hide;
 - ``("reset", {"seeds": [seed per row]})``: a new episode in every row, ``obs [rows, 39]``;
 - ``("step", {"actions": [rows, 4], "live": [rows] bool})``: steps the live rows, answers
   ``obs``, ``reward``, ``success`` (``info["success"]``) and ``truncated`` per row (a row that is
@@ -76,7 +77,7 @@ class Rows:
             "max_path_length": int(env.max_path_length),
         }
 
-    def set(self, tasks: list[int]) -> None:
+    def set(self, tasks: list[int], unhide_goal: bool = False) -> None:
         for row, index in enumerate(tasks):
             task = self.tasks[index]
             key = (row, task.env_name)
@@ -84,6 +85,9 @@ class Rows:
                 self.cache[key] = self.classes[task.env_name]()
             env = self.cache[key]
             env.set_task(task)
+            if unhide_goal and env._partially_observable:  # the oracle sees the goal
+                env._partially_observable = False
+                env.__dict__.pop("sawyer_observation_space", None)  # a cached property
             self.envs[row] = env
 
     def reset(self, seeds: list[int]) -> np.ndarray:
@@ -120,7 +124,7 @@ def main() -> None:
                 rows = Rows(**payload)
                 write_frame(stdout, ("ok", rows.describe()))
             elif name == "set":
-                rows.set(payload["tasks"])
+                rows.set(payload["tasks"], payload.get("unhide_goal", False))
                 write_frame(stdout, ("ok", None))
             elif name == "reset":
                 write_frame(stdout, ("ok", rows.reset(payload["seeds"])))
