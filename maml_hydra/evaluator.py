@@ -39,6 +39,7 @@ class Evaluator:
         else:
             self.tasks = self.env.sample_tasks(cfg.num_tasks, generator("eval-tasks", cfg.seed))
         self.env.set_tasks(self.tasks)
+        self.success: Tensor | None = None  # the last evaluate's success rates, if any
 
     def step_size(self, k: int) -> float:
         """Step size of gradient step k (0-based): the paper uses 0.1, then 0.05. A learner
@@ -46,24 +47,40 @@ class Evaluator:
         return self.cfg.lrs[min(k, len(self.cfg.lrs) - 1)]
 
     def evaluate(self, theta: Tensor) -> Tensor:
-        """Mean episode return (sum of rewards) per task after k steps, shape [K+1, tasks]."""
+        """Mean episode return (sum of rewards) per task after k steps, shape [K+1, tasks].
+        For a family with a notion of success, ``self.success`` then holds each task's share
+        of successful episodes after k steps, [K+1, tasks] (else None)."""
         rng = generator("eval-actions", self.cfg.seed, self.device)
         batches = self.learner.adaptation(
             self.env, theta, rng, self.plan, self.cfg.num_steps, self.step_size
         )
-        return torch.stack([traj.task_returns() for traj in batches])
+        returns, success = [], []
+        for traj in batches:
+            returns.append(traj.task_returns())
+            success.append(self.env.episode_success())
+        self.success = None if success[0] is None else torch.stack([s.mean(1) for s in success])
+        return torch.stack(returns)
 
 
-def summarize_returns(returns: Tensor) -> dict:
+def summarize_returns(returns: Tensor, success: Tensor | None = None) -> dict:
     """One run's returns [K+1, tasks]: mean and standard error over tasks for each number of
-    gradient steps, and every task's return."""
+    gradient steps, and every task's return; with ``success`` [K+1, tasks] (each task's share
+    of successful episodes), the same for it."""
     num_tasks = returns.shape[1]
     stderr = returns.std(dim=1) / num_tasks**0.5 if num_tasks > 1 else torch.zeros(returns.shape[0])
-    return {
+    out = {
         "return_mean": returns.mean(dim=1).tolist(),
         "return_stderr": stderr.tolist(),
         "return_per_task": returns.tolist(),
     }
+    if success is not None:
+        spread = success.std(dim=1) / num_tasks**0.5 if num_tasks > 1 else 0 * success[:, 0]
+        out |= {
+            "success_mean": success.mean(dim=1).tolist(),
+            "success_stderr": spread.tolist(),
+            "success_per_task": success.tolist(),
+        }
+    return out
 
 
 def objective_step(inner_steps: int, eval_steps: int) -> int:

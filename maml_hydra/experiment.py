@@ -104,6 +104,7 @@ class Experiment:
         self.iteration = 0
         self.env_steps = 0
         self.seen_tasks: list[torch.Tensor] = []  # kept for tests of the task streams
+        self._success: list[torch.Tensor | None] = []  # the last meta-batch's, per batch
         self.commits: list[str | None] = []  # the code of earlier sessions of a resumed run
         self._snapshot: dict | None = None  # state after the last completed iteration
         if cfg.resume:
@@ -168,7 +169,12 @@ class Experiment:
         self.seen_tasks.append(tasks)
         self.env.set_tasks(tasks)
         theta = self.learner.parameters()
-        return self.learner.sample(self.env, theta, self.action_rng, self.plan, watch)
+        self._success = []  # per batch, for a family with a notion of success
+
+        def outcome(_) -> None:
+            self._success.append(self.env.episode_success())
+
+        return self.learner.sample(self.env, theta, self.action_rng, self.plan, watch, outcome)
 
     def fit_initial_statistics(self) -> None:
         """Observation statistics for a policy that is not trained (random init) with
@@ -195,6 +201,9 @@ class Experiment:
             "train/env_steps": float(self.env_steps),
             "train/policy_std": self.policy.log_std.exp().mean().item(),
         }
+        if self._success and self._success[0] is not None:  # Meta-World: info["success"]
+            metrics["train/success_before_adaptation"] = self._success[0].mean().item()
+            metrics["train/success_after_adaptation"] = self._success[-1].mean().item()
         if batch.supports:
             metrics["train/kl_pre_update"] = self.pre_update_kl(theta, batch.supports[0])
         if self.learner.inner_lrs:
@@ -227,7 +236,7 @@ class Experiment:
                     f"{self.run_dir}: iteration {self.iteration}: the held-out return after {k} "
                     "gradient steps is not finite; no evaluation was written"
                 )
-        return summarize_returns(returns)
+        return summarize_returns(returns, self.evaluator.success)
 
     def _stop_if_diverged(self, metrics: dict[str, float]) -> None:
         """After meta-iteration ``self.iteration + 1``: a non-finite parameter or metric (loss,
@@ -318,7 +327,7 @@ class Experiment:
         return summary
 
     def _log_eval(self, logger: RunLogger, summary: dict) -> None:
-        logger.scalars(
-            self.iteration,
-            {f"eval/return_step_{k}": v for k, v in enumerate(summary["return_mean"])},
-        )
+        values = {f"eval/return_step_{k}": v for k, v in enumerate(summary["return_mean"])}
+        for k, v in enumerate(summary.get("success_mean", [])):
+            values[f"eval/success_step_{k}"] = v
+        logger.scalars(self.iteration, values)

@@ -242,8 +242,15 @@ class MAML:
         generator: torch.Generator,
         plan: SamplingPlan,
         watch: Stopwatch | None = None,
+        on_batch: Callable[[Trajectories], None] | None = None,
     ) -> MetaBatch:
-        """Support batches with theta, theta_1, ..., then the query batch with theta_K."""
+        """Support batches with theta, theta_1, ..., then the query batch with theta_K;
+        ``on_batch`` sees each batch as soon as it is sampled (the env still holds its episodes'
+        outcome, e.g. ``episode_success``)."""
         steps = self.adaptation(env, theta, generator, plan, self.num_steps, self.inner_step, watch)
-        batches = list(steps)
+        batches = []
+        for traj in steps:
+            batches.append(traj)
+            if on_batch is not None:
+                on_batch(traj)
         return MetaBatch(tuple(batches[:-1]), batches[-1])

@@ -106,12 +106,18 @@ class RunLogger:
         mean = (time.perf_counter() - self.start_time) / max(done, 1)
         eta = timedelta(seconds=round(mean * (self.total - iteration)))
         kl = metrics.get("train/kl")
+        success = ""
+        if "train/success_after_adaptation" in metrics:
+            before = metrics["train/success_before_adaptation"]
+            after = metrics["train/success_after_adaptation"]
+            success = f"; success {before:.2f} before, {after:.2f} after"
         log.info(
-            "iteration %d/%d: return %.2f before adaptation, %.2f after%s; %.2f s/it, %s left",
+            "iteration %d/%d: return %.2f before adaptation, %.2f after%s%s; %.2f s/it, %s left",
             iteration,
             self.total,
             metrics["train/return_before_adaptation"],
             metrics["train/return_after_adaptation"],
+            success,
             "" if kl is None else f"; KL {kl:.4f}",
             metrics["time/iteration"],
             eta,
@@ -138,6 +144,10 @@ def closing_summary(run_dir: Path, summary: dict, lrs: list[float] | None) -> st
     for k, (m, e) in enumerate(zip(means, errs, strict=True)):
         step = "" if not k or lrs is None else f" (step size {lrs[k - 1]:g})"
         lines.append(f"  {k} step{'' if k == 1 else 's'}{step}: {m:.2f} ± {e:.2f}")
+    if "success_mean" in summary:
+        rates = zip(summary["success_mean"], summary["success_stderr"], strict=True)
+        cells = " / ".join(f"{m:.2f} ± {e:.2f}" for m, e in rates)
+        lines.append(f"held-out success rate after 0..K steps (mean ± s.e. over tasks): {cells}")
     lines += [
         f"run directory: {run_dir} (eval_results.json, checkpoints/last.pt, tensorboard/)",
         f"next: tensorboard --logdir {run_dir / 'tensorboard'}",

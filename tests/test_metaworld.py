@@ -122,6 +122,7 @@ MW += ["train.episodes_per_task=2", "eval.num_tasks=2", "eval.episodes_per_task=
 
 def test_training_samples_the_train_split_and_evaluation_the_test_split(tmp_path):
     from maml_hydra.experiment import Experiment
+    from maml_hydra.results.tensorboard import scalars
     from tests.helpers import make_config
 
     exp = Experiment(make_config([*MW, "env.horizon=10"]), tmp_path / "run")
@@ -131,6 +132,11 @@ def test_training_samples_the_train_split_and_evaluation_the_test_split(tmp_path
         assert exp.env.pool.task_names == ["reach-v3"] * 50  # ML1: 50 goals of one env
         returns = json.loads((tmp_path / "run" / "eval_results.json").read_text())
         assert len(returns["return_per_task"][0]) == 2
+        steps = len(returns["return_mean"])  # the success rate beside the return, every step
+        assert len(returns["success_mean"]) == steps and len(returns["success_per_task"]) == steps
+        logged = scalars(tmp_path / "run")
+        assert len(logged["train/success_after_adaptation"]) == 2
+        assert len(logged["eval/success_step_1"]) == 1
     finally:
         exp.env.close()
         exp.evaluator.env.close()
@@ -190,3 +196,60 @@ def test_bad_meta_world_input_is_one_line_and_writes_nothing(tmp_path, override,
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1 and says in lines[0], lines
     assert not (tmp_path / "run").exists()
+
+
+EXPERT = """
+import json, sys, warnings
+import numpy as np
+import metaworld
+from metaworld.policies import SawyerReachV3Policy
+warnings.simplefilter("ignore")
+index, seed, steps = (int(a) for a in sys.argv[1:])
+bench = metaworld.ML1("reach-v3", seed=0)
+env = bench.train_classes["reach-v3"]()
+env.set_task(bench.train_tasks[index])
+env._partially_observable = False
+env.__dict__.pop("sawyer_observation_space", None)
+obs, _ = env.reset(seed=seed)
+policy, actions, success = SawyerReachV3Policy(), [], []
+for _ in range(steps):
+    action = np.clip(policy.get_action(obs), -1, 1)
+    obs, _, _, _, info = env.step(action)
+    actions.append(action.tolist())
+    success.append(bool(info["success"]))
+print(json.dumps({"actions": actions, "success": success}))
+"""
+
+
+def test_an_episode_succeeds_where_meta_world_says_it_does():
+    """Meta-World's scripted reach policy, run alone on the oracle's observation, succeeds
+    within 80 steps; its actions replayed through the family make that row's episode a success
+    and leave a row of zero actions unsuccessful."""
+    import torch
+
+    from maml_hydra.config import MetaWorldConfig
+    from maml_hydra.tasks.meta_world import MetaWorld
+
+    steps, generator = 80, torch.Generator().manual_seed(5)
+    seed = int(torch.randint(2**31 - 1, (2,), generator=torch.Generator().manual_seed(5))[0])
+    done = subprocess.run(
+        [str(INTERPRETER), "-c", EXPERT, "4", str(seed), str(steps)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    expert = json.loads(done.stdout)
+    assert any(expert["success"])
+    env = MetaWorld(MetaWorldConfig(oracle=True, workers=1, horizon=steps), 2, 1)
+    try:
+        env.set_tasks(torch.tensor([[4.0], [4.0]]))
+        env.reset_batch(generator)
+        for t in range(steps):
+            action = torch.zeros(2, 1, 4)
+            action[0, 0] = torch.tensor(expert["actions"][t])
+            env.step_batch(action)
+            assert bool(env.success[0, 0]) == any(expert["success"][: t + 1])
+        assert env.episode_success().tolist() == [[1.0], [0.0]]
+    finally:
+        env.close()

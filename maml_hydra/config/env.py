@@ -206,6 +206,9 @@ class MetaWorldConfig(EnvConfig):
         super().check(cfg)
         at_least("env.workers", self.workers, 1)
         require(self.horizon <= 500, "env.horizon", self.horizon, "must be <= 500 (Meta-World's)")
+        sampling = getattr(cfg.train.sampling, "value", cfg.train.sampling)
+        rule = "env=metaworld samples whole episodes, one per row: train.sampling=episodes"
+        require(sampling == "episodes", "train.sampling", sampling, rule)
         if Benchmark(self.benchmark) is Benchmark.ML1:
             require(
                 bool(self.task),

@@ -119,6 +119,12 @@ class TaskFamily(EnvBase):
     def sample_tasks(self, num_tasks: int, generator: torch.Generator) -> Tensor:
         raise NotImplementedError
 
+    def episode_success(self) -> Tensor | None:
+        """For a family with a notion of success (Meta-World's ``info["success"]``): ``[T, E]``,
+        1.0 where the row's episode has succeeded at some step of the last rollout. None for
+        the others."""
+        return None
+
     def hold_out(self) -> None:
         """Make this env the held-out one (the Evaluator calls it before sampling tasks). A
         family whose held-out tasks are drawn like its training tasks does nothing; Meta-World

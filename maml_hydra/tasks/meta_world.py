@@ -244,6 +244,9 @@ class MetaWorld(TaskFamily):
             )
         return self.pool
 
+    def episode_success(self) -> Tensor:
+        return self.success.float()
+
     def hold_out(self) -> None:
         if self.pool is not None:
             self.pool.close()
