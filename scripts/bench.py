@@ -47,6 +47,11 @@ meta-gradient g, the exact CG direction, a random vector of g's norm). With ReLU
 gradient jumps wherever a unit's pre-activation changes sign, which a finite difference sees
 and autodiff does not (docs/RESULTS.md). ``--float64`` runs it in double precision, to tell
 this apart from rounding; ``--activation`` (with ``--fresh``) probes another nonlinearity.
+    .venv/bin/python scripts/bench.py --metaworld reach-v3 [--rows 40] [--workers 1 2]
+
+Meta-World's env steps per second (ML1, random actions): one env alone in Meta-World's own
+interpreter (the raw rate), then ``--rows`` envs in ``MetaWorldPool`` over each number of
+worker processes, and their ratio to the raw rate (target >= 1.6 with 2 workers on 2 cores).
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 
@@ -77,6 +83,7 @@ from maml_hydra.meta_optimizers import (
     trust_region_step,
 )
 from maml_hydra.report import EvaluationError, evaluate_run, run_config
+from maml_hydra.tasks.meta_world import INTERPRETER, MetaWorldPool
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -440,6 +447,56 @@ def probe_hvp(run_dir: Path, args) -> None:
         sys.exit(f"error: {err}")
 
 
+RAW_METAWORLD = """
+import sys, time, warnings
+import numpy as np
+import metaworld
+warnings.simplefilter("ignore")
+task, steps = sys.argv[1], int(sys.argv[2])
+bench = metaworld.ML1(task, seed=0)
+env = bench.train_classes[task]()
+env.set_task(bench.train_tasks[0])
+env.reset(seed=0)
+actions = np.random.default_rng(0).uniform(-1, 1, size=(steps, 4))
+start = time.perf_counter()
+for t in range(steps):
+    if t and t % env.max_path_length == 0:
+        env.reset(seed=t)
+    env.step(actions[t])
+print(steps / (time.perf_counter() - start))
+"""
+
+
+def bench_metaworld(task: str, rows: int, workers: list[int], seconds: float = 10.0) -> None:
+    """``--metaworld``: env steps per second of one Meta-World env alone, then of the pool."""
+    import subprocess
+
+    raw_steps = 3000
+    done = subprocess.run(
+        [str(INTERPRETER), "-c", RAW_METAWORLD, task, str(raw_steps)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    raw = float(done.stdout)
+    print(f"Meta-World ML1 {task}, random actions; one env alone: {raw:,.0f} env steps/s\n")
+    print("| rows | workers | env steps/s | ratio to one env alone |")
+    print("|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    for count in workers:
+        with MetaWorldPool("ML1", task, 0, "train", rows, count) as pool:
+            pool.set_tasks([i % pool.num_tasks for i in range(rows)])
+            pool.reset(list(range(rows)))
+            steps, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                if steps and steps % pool.max_path_length == 0:
+                    pool.reset(list(range(rows)))
+                pool.step(rng.uniform(-1, 1, size=(rows, 4)))
+                steps += 1
+            rate = steps * rows / (time.perf_counter() - start)
+        print(f"| {rows} | {count} | {rate:,.0f} | {rate / raw:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=5)
@@ -504,7 +561,12 @@ def main() -> None:
     parser.add_argument("--compare-eps", type=float, nargs="+", default=[], metavar="EPS")
     parser.add_argument("--float64", action="store_true", help="--hvp: double precision")
     parser.add_argument("--activation", default=None, help="--hvp: policy.activation (--fresh)")
+    parser.add_argument("--metaworld", default=None, metavar="TASK", help="e.g. reach-v3")
+    parser.add_argument("--rows", type=int, default=40, help="--metaworld: envs in the pool")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="--metaworld")
     args = parser.parse_args()
+    if args.metaworld is not None:
+        return bench_metaworld(args.metaworld, args.rows, args.workers)
     if args.step_sizes is not None:
         return probe_step_sizes(args.step_sizes, args)
     if args.hvp is not None:

@@ -253,3 +253,31 @@ def test_an_episode_succeeds_where_meta_world_says_it_does():
         assert env.episode_success().tolist() == [[1.0], [0.0]]
     finally:
         env.close()
+
+
+def test_a_worker_that_dies_stops_the_run_and_keeps_its_last_checkpoint(tmp_path):
+    """A Meta-World worker killed (SIGKILL) before the third meta-iteration: training stops with
+    one line naming the worker, and the checkpoint of iteration 2 is there to resume from."""
+    from maml_hydra.checkpoint import load_checkpoint
+    from maml_hydra.experiment import Experiment
+    from maml_hydra.tasks.meta_world import MetaWorldError
+    from tests.helpers import make_config
+
+    cfg = make_config([*MW, "env.horizon=5", "train.iterations=4", "train.checkpoint_every=1"])
+    exp = Experiment(cfg, tmp_path / "run")
+    step = exp.meta_iteration
+
+    def meta_iteration():
+        if exp.iteration == 2:
+            os.kill(exp.env.pool.procs[1].pid, signal.SIGKILL)
+        return step()
+
+    exp.meta_iteration = meta_iteration
+    try:
+        with pytest.raises(MetaWorldError, match=r"^Meta-World worker 1 \(pid \d+\) exited") as err:
+            exp.train()
+        assert "\n" not in str(err.value)
+    finally:
+        exp.env.close()
+        exp.evaluator.env.close()
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["iteration"] == 2
