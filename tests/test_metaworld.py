@@ -116,7 +116,7 @@ def test_meta_world_failures_are_one_line(tmp_path):
 
 
 # ------------------------------------------------------------------ env=metaworld, the family
-MW = ["env=metaworld", "env.workers=2", "train.iterations=2", "train.meta_batch_size=2"]
+MW = ["env=metaworld", "env.workers=1", "train.iterations=2", "train.meta_batch_size=2"]
 MW += ["train.episodes_per_task=2", "eval.num_tasks=2", "eval.episodes_per_task=2"]
 
 
@@ -167,7 +167,7 @@ def test_a_seed_gives_the_same_run_and_another_seed_another(tmp_path):
     from tests.helpers import make_config
 
     def first_return(seed: int, name: str) -> float:
-        one = ["env.workers=1", "env.horizon=8", "eval.tasks=[[0.0],[1.0]]", f"seed={seed}"]
+        one = ["env.horizon=8", "eval.tasks=[[0.0],[1.0]]", f"seed={seed}"]
         cfg = make_config([*MW, *one])  # explicit held-out tasks: no test-split pool opens
         exp = Experiment(cfg, tmp_path / name)
         try:
@@ -263,7 +263,9 @@ def test_a_worker_that_dies_stops_the_run_and_keeps_its_last_checkpoint(tmp_path
     from maml_hydra.tasks.meta_world import MetaWorldError
     from tests.helpers import make_config
 
-    cfg = make_config([*MW, "env.horizon=5", "train.iterations=4", "train.checkpoint_every=1"])
+    cfg = make_config(
+        [*MW, "env.workers=2", "env.horizon=5", "train.iterations=4", "train.checkpoint_every=1"]
+    )
     exp = Experiment(cfg, tmp_path / "run")
     step = exp.meta_iteration
 
@@ -281,3 +283,30 @@ def test_a_worker_that_dies_stops_the_run_and_keeps_its_last_checkpoint(tmp_path
         exp.env.close()
         exp.evaluator.env.close()
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["iteration"] == 2
+
+
+@pytest.mark.slow  # 10-20 s (six pools start); make test keeps the same-seed test above
+def test_a_resumed_meta_world_run_continues_exactly(tmp_path):
+    """Two iterations, then two more from the checkpoint, against four in one go: the same
+    parameters (each episode's reset seed comes from the checkpointed generators; the workers'
+    envs are reused across episodes)."""
+    import torch
+
+    from maml_hydra.experiment import Experiment
+    from tests.helpers import make_config
+
+    base = [*MW, "env.horizon=6", "eval.tasks=[[0.0],[1.0]]", "eval.num_steps=1"]
+    runs = []
+    for name, overrides in [
+        ("full", ["train.iterations=4"]),
+        ("part", ["train.iterations=2"]),
+        ("part", ["train.iterations=4", f"resume={tmp_path / 'part'}"]),
+    ]:
+        exp = Experiment(make_config([*base, *overrides]), tmp_path / name)
+        try:
+            exp.train()
+        finally:
+            exp.env.close()
+            exp.evaluator.env.close()
+        runs.append(exp.learner.parameters())
+    assert torch.equal(runs[0], runs[2]) and not torch.equal(runs[0], runs[1])
