@@ -83,11 +83,14 @@ def evaluate_run(cfg: Config, state: dict | None, run_dir: Path, eval_cfg, devic
     returns = exp.evaluator.evaluate(exp.learner.parameters())
     if not bool(torch.isfinite(returns).all()):
         raise EvaluationError(f"{run_dir}: a held-out return is not finite; nothing reported")
-    return {
+    entry = {
         "returns": returns.tolist(),
         "iteration": int(state["iteration"]) if state else 0,
         "tasks": exp.evaluator.tasks.tolist(),
     }
+    if exp.evaluator.success is not None:  # a family with a notion of success (Meta-World)
+        entry["success"] = exp.evaluator.success.tolist()
+    return entry
 
 
 def summarize_variants(results: dict) -> dict:
@@ -122,9 +125,15 @@ def ordered(variants) -> list[str]:
 
 
 def write_markdown(
-    path: Path, summary: dict, settings: dict, env: str, per_step: set[str] = frozenset()
+    path: Path,
+    summary: dict,
+    settings: dict,
+    env: str,
+    per_step: set[str] = frozenset(),
+    success: dict | None = None,
 ) -> None:
-    """``per_step``: what one gradient step's batch is, for each run's sampling plan."""
+    """``per_step``: what one gradient step's batch is, for each run's sampling plan;
+    ``success``: the success rates' summary, tabled the same way after the returns."""
     steps = max(len(s["steps"]) for s in summary.values())
     per_step = " or ".join(sorted(per_step)) or f"{settings['episodes_per_task']} episodes"
     lines = [
@@ -142,6 +151,14 @@ def write_markdown(
         rows = summary[variant]["steps"]
         cells = [f"{r['mean']:.2f} ± {r['stderr']:.2f}" for r in rows] + ["-"] * (steps - len(rows))
         lines.append(f"| {variant} | {summary[variant]['seeds']} | " + " | ".join(cells) + " |")
+    if success:
+        lines += ["", "Success rate (the share of episodes with info['success'] at some step):", ""]
+        lines += [lines[4], lines[5]]  # the header of the returns table
+        for variant in ordered(success):
+            rows = success[variant]["steps"]
+            cells = [f"{r['mean']:.2f} ± {r['stderr']:.2f}" for r in rows]
+            cells += ["-"] * (steps - len(rows))
+            lines.append(f"| {variant} | {success[variant]['seeds']} | " + " | ".join(cells) + " |")
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -304,6 +321,11 @@ def make_report(cfg: EvaluateConfig) -> dict:
         bar.close()
 
     results["summary"] = summarize_variants(results)
+    rates = {
+        n: {**e, "returns": e["success"]} for n, e in results["runs"].items() if "success" in e
+    }
+    if rates:  # the success rate beside the return, summarised the same way
+        results["success_summary"] = summarize_variants({"runs": rates})
     _write_json(results_path, results)
     per_step = set()
     for c, _ in configs.values():
@@ -314,7 +336,9 @@ def make_report(cfg: EvaluateConfig) -> dict:
     if cfg.own_settings:  # what the table's header names: the runs' own
         first = run_eval(next(iter(configs.values()))[0])
         shown = {**asdict(first), "lrs": "each run's own"}
-    write_markdown(out / "summary.md", results["summary"], shown, env, per_step)
+    write_markdown(
+        out / "summary.md", results["summary"], shown, env, per_step, results.get("success_summary")
+    )
     plot(out / "adaptation.png", results["summary"], env, shown["num_tasks"])
     if problems:
         raise EvaluationError(

@@ -140,6 +140,15 @@ def test_training_samples_the_train_split_and_evaluation_the_test_split(tmp_path
     finally:
         exp.env.close()
         exp.evaluator.env.close()
+    # the report over runs tables the success rate beside the return
+    from maml_hydra.config import EvalConfig, EvaluateConfig
+    from maml_hydra.report import make_report
+
+    held_out = EvalConfig(num_tasks=2, episodes_per_task=2, num_steps=1)
+    report = make_report(EvaluateConfig(dir=str(tmp_path / "run"), eval=held_out, progress=False))
+    entry = next(iter(report["runs"].values()))
+    assert len(entry["success"]) == len(entry["returns"]) == 2
+    assert "Success rate" in (tmp_path / "run" / "eval" / "summary.md").read_text()
 
 
 def test_the_oracle_sees_the_goal_that_the_benchmark_hides():
