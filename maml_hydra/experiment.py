@@ -316,6 +316,10 @@ class Experiment:
                 else [self.evaluator.step_size(j) for j in range(self.cfg.eval.num_steps)],
                 **summary,
             }
+            protocol = self._metaworld_protocol()
+            if protocol is not None:
+                summary["metaworld_protocol"] = protocol
+                logger.scalars(self.iteration, {"eval/metaworld_success": protocol["success_rate"]})
             write_atomic(self.run_dir / "eval_results.json", json.dumps(summary, indent=1))
             logger.hparams(
                 {f"eval/return_step_{k}": v for k, v in enumerate(summary["return_mean"])}
@@ -325,6 +329,22 @@ class Experiment:
             logger.close()
         log.info(closing_summary(self.run_dir, summary, summary["eval_lrs"]))
         return summary
+
+    def _metaworld_protocol(self) -> dict | None:
+        """Meta-World's own evaluation of the final policy (``env.protocol_rounds``), for a
+        variant that adapts; None for another family, or the oracle."""
+        from maml_hydra.tasks.meta_world import MetaWorld, metalearning_evaluation
+
+        env = self.cfg.env
+        if not isinstance(self.env, MetaWorld) or not env.protocol_rounds:
+            return None
+        if self.cfg.eval.num_steps == 0:
+            return None
+        theta = self.learner.parameters()
+        lr = self.evaluator.step_size(0)
+        return metalearning_evaluation(
+            self.learner, env, theta, lr, self.cfg.eval.seed, self.device
+        )
 
     def _log_eval(self, logger: RunLogger, summary: dict) -> None:
         values = {f"eval/return_step_{k}": v for k, v in enumerate(summary["return_mean"])}

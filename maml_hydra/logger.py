@@ -148,6 +148,13 @@ def closing_summary(run_dir: Path, summary: dict, lrs: list[float] | None) -> st
         rates = zip(summary["success_mean"], summary["success_stderr"], strict=True)
         cells = " / ".join(f"{m:.2f} ± {e:.2f}" for m, e in rates)
         lines.append(f"held-out success rate after 0..K steps (mean ± s.e. over tasks): {cells}")
+    if "metaworld_protocol" in summary:
+        protocol = summary["metaworld_protocol"]
+        lines.append(
+            f"Meta-World's own evaluation ({protocol['rounds']} rounds of {protocol['envs']} "
+            f"envs): success rate {protocol['success_rate']:.3f}, "
+            f"mean return {protocol['mean_return']:.1f}"
+        )
     lines += [
         f"run directory: {run_dir} (eval_results.json, checkpoints/last.pt, tensorboard/)",
         f"next: tensorboard --logdir {run_dir / 'tensorboard'}",

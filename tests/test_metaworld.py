@@ -118,6 +118,7 @@ def test_meta_world_failures_are_one_line(tmp_path):
 # ------------------------------------------------------------------ env=metaworld, the family
 MW = ["env=metaworld", "env.workers=1", "train.iterations=2", "train.meta_batch_size=2"]
 MW += ["train.episodes_per_task=2", "eval.num_tasks=2", "eval.episodes_per_task=2"]
+MW += ["env.protocol_rounds=0"]  # Meta-World's own evaluation: its own test below
 
 
 def test_training_samples_the_train_split_and_evaluation_the_test_split(tmp_path):
@@ -196,6 +197,7 @@ def test_a_seed_gives_the_same_run_and_another_seed_another(tmp_path):
         ("env.horizon=501", "env.horizon=501 is not allowed: must be <= 500"),
         ("env.task=reach", "env.task='reach' is not allowed: not a Meta-World v3 task"),
         ("env.python=/nope/python", "Meta-World's interpreter /nope/python is missing: run"),
+        ("env.protocol_envs=2", "env.protocol_envs=2 is not allowed: must be a multiple of the"),
     ],
 )
 def test_bad_meta_world_input_is_one_line_and_writes_nothing(tmp_path, override, says):
@@ -319,3 +321,46 @@ def test_a_resumed_meta_world_run_continues_exactly(tmp_path):
             exp.evaluator.env.close()
         runs.append(exp.learner.parameters())
     assert torch.equal(runs[0], runs[2]) and not torch.equal(runs[0], runs[1])
+
+
+def test_the_scored_episodes_are_those_meta_worlds_evaluation_counts():
+    """``first_finished`` against a transcription of the loop in metaworld/evaluation.py's
+    ``evaluation``: the vector env steps every env; at each step the envs whose episodes end
+    (at success, or the horizon) append their episode to their class, in env order, and only
+    the first k per class count."""
+    from maml_hydra.tasks.meta_world import first_finished
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n, k = int(rng.integers(2, 12)), int(rng.integers(1, 4))
+        classes = [f"c{int(c)}" for c in rng.integers(0, 3, size=n)]
+        end = [int(e) for e in rng.integers(0, 6, size=n)]
+        counted: dict[str, list[int]] = {c: [] for c in dict.fromkeys(classes)}
+        for t in range(max(end) + 1):
+            for i in range(n):
+                if end[i] == t and len(counted[classes[i]]) < k:
+                    counted[classes[i]].append(i)
+        assert first_finished(classes, end, k) == counted
+
+
+def test_meta_worlds_own_evaluation_runs_at_the_end_of_a_run(tmp_path):
+    from maml_hydra.experiment import Experiment
+    from tests.helpers import make_config
+
+    protocol = [
+        "env.protocol_rounds=2",
+        "env.protocol_envs=3",
+        "env.protocol_evaluation_episodes=2",
+    ]
+    cfg = make_config([*MW, "env.horizon=8", "train.iterations=1", *protocol])
+    exp = Experiment(cfg, tmp_path / "run")
+    try:
+        exp.train()
+    finally:
+        exp.env.close()
+        exp.evaluator.env.close()
+    got = json.loads((tmp_path / "run" / "eval_results.json").read_text())["metaworld_protocol"]
+    assert got["protocol"] == "metaworld.evaluation.metalearning_evaluation"
+    assert (got["rounds"], got["envs"], got["evaluation_episodes"]) == (2, 3, 2)
+    assert list(got["success_rate_per_class"]) == ["reach-v3"]
+    assert 0 <= got["success_rate"] <= 1 and np.isfinite(got["mean_return"])

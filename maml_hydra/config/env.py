@@ -201,11 +201,31 @@ class MetaWorldConfig(EnvConfig):
     benchmark_seed: int = 0  # the seed of the benchmark's goals (metaworld.ML1(..., seed=))
     workers: int = 2  # worker processes stepping the batch's rows
     python: str | None = None  # Meta-World's interpreter; null = .venv-metaworld/bin/python
+    # Meta-World's own evaluation (metaworld.evaluation.metalearning_evaluation) at the end of a
+    # run, beside the held-out report: rounds of protocol_envs envs (split evenly over the test
+    # classes) on fresh test tasks, one adaptation step of protocol_adaptation_episodes
+    # episodes, then the first protocol_evaluation_episodes finished episodes of each class,
+    # ended at success. Meta-World's defaults; protocol_rounds=0 skips it.
+    protocol_rounds: int = 10
+    protocol_envs: int = 20
+    protocol_adaptation_episodes: int = 10
+    protocol_evaluation_episodes: int = 3
 
     def check(self, cfg: Root) -> None:
         super().check(cfg)
         at_least("env.workers", self.workers, 1)
         require(self.horizon <= 500, "env.horizon", self.horizon, "must be <= 500 (Meta-World's)")
+        at_least("env.protocol_rounds", self.protocol_rounds, 0)
+        at_least("env.protocol_adaptation_episodes", self.protocol_adaptation_episodes, 2)
+        at_least("env.protocol_evaluation_episodes", self.protocol_evaluation_episodes, 1)
+        classes = 1 if Benchmark(self.benchmark) is Benchmark.ML1 else 5  # ML10's test classes
+        per_class = self.protocol_envs // classes
+        rule = (
+            f"must be a multiple of the {classes} test class(es), with at least "
+            f"env.protocol_evaluation_episodes={self.protocol_evaluation_episodes} per class"
+        )
+        fits = self.protocol_envs % classes == 0 and per_class >= self.protocol_evaluation_episodes
+        require(fits, "env.protocol_envs", self.protocol_envs, rule)
         sampling = getattr(cfg.train.sampling, "value", cfg.train.sampling)
         rule = "env=metaworld samples whole episodes, one per row: train.sampling=episodes"
         require(sampling == "episodes", "train.sampling", sampling, rule)

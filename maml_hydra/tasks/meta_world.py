@@ -225,6 +225,9 @@ class MetaWorld(TaskFamily):
         self.pool: MetaWorldPool | None = None
         self._pool_tasks: list[int] | None = None
         self.success = torch.zeros(*self.batch_size, dtype=torch.bool, device=self.device)
+        # the step (from 0) at which each row's episode first succeeded, horizon where it did not
+        self.first_success = torch.full(self.batch_size, self.horizon, device=self.device)
+        self._t = 0
 
     @property
     def observation_dim(self) -> int:
@@ -270,12 +273,17 @@ class MetaWorld(TaskFamily):
             self._pool_tasks = rows
         seeds = torch.randint(2**31 - 1, (len(rows),), generator=generator)
         self.success.zero_()
+        self.first_success.fill_(self.horizon)
+        self._t = 0
         return self._to_batch(pool.reset(seeds.tolist()))
 
     def _advance(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         flat = action.detach().reshape(-1, self.action_dim).cpu().double().numpy()
         obs, reward, success, _ = self._open().step(flat)
-        self.success |= torch.as_tensor(success, device=self.device).reshape(*self.batch_size)
+        now = torch.as_tensor(success, device=self.device).reshape(*self.batch_size)
+        self.first_success = torch.where(now & ~self.success, self._t, self.first_success)
+        self.success |= now
+        self._t += 1
         done = torch.zeros(*self.batch_size, dtype=torch.bool, device=self.device)
         return self._to_batch(obs), self._to_batch(reward), done
 
@@ -288,3 +296,84 @@ class MetaWorld(TaskFamily):
             self.pool.close()
             self.pool = None
         return super().close(*args, **kwargs)
+
+
+# ------------------------------------------------------ Meta-World's own evaluation protocol
+def first_finished(classes: list[str], end_step: list[int], k: int) -> dict[str, list[int]]:
+    """Per class, the envs whose episodes Meta-World's ``evaluation`` counts: the first ``k``
+    to finish, in order of the step they end at (success ends an episode), ties in env order,
+    as its loop over the vector env's ``dones`` appends them."""
+    order = sorted(range(len(classes)), key=lambda i: (end_step[i], i))
+    chosen: dict[str, list[int]] = {c: [] for c in dict.fromkeys(classes)}
+    for i in order:
+        if len(chosen[classes[i]]) < k:
+            chosen[classes[i]].append(i)
+    return chosen
+
+
+def metalearning_evaluation(
+    learner, env_cfg, theta: Tensor, lr: float, seed: int, device="cpu"
+) -> dict:
+    """Meta-World's ``metalearning_evaluation`` (metaworld/evaluation.py) for a MAML learner:
+    ``env.protocol_rounds`` rounds; in each, ``env.protocol_envs`` envs split evenly over the
+    test classes each draw a test task of their class; one adaptation step of size ``lr`` on
+    ``env.protocol_adaptation_episodes`` episodes per env; then, ending an episode at success,
+    the first ``env.protocol_evaluation_episodes`` finished episodes of each class are scored.
+    Returns the success rate (mean over classes, then rounds), the mean return of the scored
+    episodes (up to their end) and each class's success rate. Each env's scored episode is the
+    first episode of its post-adaptation batch (every episode there is an independent sample of
+    the adapted policy)."""
+    from maml_hydra.sampling import SamplingPlan
+    from maml_hydra.seeding import generator
+
+    envs, episodes = env_cfg.protocol_envs, env_cfg.protocol_adaptation_episodes
+    k = env_cfg.protocol_evaluation_episodes
+    env = MetaWorld(env_cfg, envs, episodes, device)
+    env.hold_out()
+    try:
+        names = env._open().task_names
+        by_class: dict[str, list[int]] = {}
+        for index, name in enumerate(names):
+            by_class.setdefault(name, []).append(index)
+        per_class = envs // len(by_class)
+        plan = SamplingPlan.of("episodes", episodes, env.horizon, False)
+        task_rng = generator("metaworld-eval-tasks", seed)
+        action_rng = generator("metaworld-eval-actions", seed, device)
+        rates: dict[str, list[float]] = {c: [] for c in by_class}
+        round_success, round_return = [], []
+        for _ in range(env_cfg.protocol_rounds):
+            tasks, classes = [], []
+            for name, indices in by_class.items():
+                pick = torch.randperm(len(indices), generator=task_rng)[:per_class]
+                tasks += [indices[int(i)] for i in pick]
+                classes += [name] * per_class
+            env.set_tasks(torch.tensor(tasks, dtype=torch.float32)[:, None])
+            batches = learner.adaptation(env, theta, action_rng, plan, 1, lambda _: lr)
+            next(batches)  # the adaptation episodes
+            adapted = next(batches)  # sampled with the adapted policies
+            end = torch.minimum(env.first_success[:, 0], torch.tensor(env.horizon - 1))
+            success = env.success[:, 0]
+            steps = torch.arange(adapted.rewards.shape[-1], device=adapted.rewards.device)
+            returns = (adapted.rewards[:, 0] * (steps <= end[:, None])).sum(-1)
+            chosen = first_finished(classes, end.tolist(), k)
+            successes, scored = [], []
+            for name, rows in chosen.items():
+                rate = float(success[rows].float().sum()) / k
+                rates[name].append(rate)
+                successes.append(rate)
+                scored.append(returns[rows].tolist())
+            round_success.append(sum(successes) / len(successes))
+            round_return.append(float(torch.tensor(scored).mean()))
+    finally:
+        env.close()
+    return {
+        "protocol": "metaworld.evaluation.metalearning_evaluation",
+        "rounds": env_cfg.protocol_rounds,
+        "envs": envs,
+        "adaptation_episodes": episodes,
+        "evaluation_episodes": k,
+        "step_size": lr,
+        "success_rate": sum(round_success) / len(round_success),
+        "mean_return": sum(round_return) / len(round_return),
+        "success_rate_per_class": {c: sum(v) / len(v) for c, v in rates.items()},
+    }
