@@ -21,10 +21,11 @@ def _main(cfg: DictConfig) -> None:
         eval_cfg: EvaluateConfig = OmegaConf.to_object(cfg)  # checked by ValidateOnStart
         from maml_hydra.checkpoint import CheckpointError  # torch: only for a valid config
         from maml_hydra.report import EvaluationError, make_report
+        from maml_hydra.tasks.meta_world import MetaWorldError
 
         try:
             results = make_report(eval_cfg)
-        except (EvaluationError, CheckpointError) as err:
+        except (EvaluationError, CheckpointError, MetaWorldError) as err:
             sys.exit(f"error: {err}")
     except ConfigError as err:
         sys.exit(f"error: {err}")

@@ -330,6 +330,13 @@ class Experiment:
         log.info(closing_summary(self.run_dir, summary, summary["eval_lrs"]))
         return summary
 
+    def close(self) -> None:
+        """Release the envs' resources (Meta-World's worker processes); the run directory and
+        everything written stay."""
+        for env in (self.env, self.evaluator.env):
+            if not getattr(env, "is_closed", False):
+                env.close()
+
     def _metaworld_protocol(self) -> dict | None:
         """Meta-World's own evaluation of the final policy (``env.protocol_rounds``), for a
         variant that adapts; None for another family, or the oracle."""
@@ -342,8 +349,9 @@ class Experiment:
             return None
         theta = self.learner.parameters()
         lr = self.evaluator.step_size(0)
+        seed = self.cfg.eval.seed
         return metalearning_evaluation(
-            self.learner, env, theta, lr, self.cfg.eval.seed, self.device
+            self.learner, env, theta, lr, seed, self.device, self.normalizer
         )
 
     def _log_eval(self, logger: RunLogger, summary: dict) -> None:

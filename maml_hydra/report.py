@@ -76,11 +76,14 @@ def evaluate_run(cfg: Config, state: dict | None, run_dir: Path, eval_cfg, devic
         eval_cfg = replace(eval_cfg, num_steps=0)
     cfg = replace(cfg, eval=eval_cfg, device=device, progress=False, resume=None)
     exp = Experiment(cfg, run_dir)
-    if state is not None:
-        exp.load_weights(state)
-    else:
-        exp.fit_initial_statistics()
-    returns = exp.evaluator.evaluate(exp.learner.parameters())
+    try:
+        if state is not None:
+            exp.load_weights(state)
+        else:
+            exp.fit_initial_statistics()
+        returns = exp.evaluator.evaluate(exp.learner.parameters())
+    finally:
+        exp.close()
     if not bool(torch.isfinite(returns).all()):
         raise EvaluationError(f"{run_dir}: a held-out return is not finite; nothing reported")
     entry = {

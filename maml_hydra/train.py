@@ -38,7 +38,11 @@ def main(cfg: DictConfig) -> float:
         # checked once: by the callback before Hydra wrote anything, or, in a sweep, here (the
         # callback saw the sweep's base config, not each job's values)
         multirun = HydraConfig.get().mode == RunMode.MULTIRUN
-        return Experiment(config, run_dir, check=multirun).train()["objective"]
+        experiment = Experiment(config, run_dir, check=multirun)
+        try:
+            return experiment.train()["objective"]
+        finally:
+            experiment.close()  # Meta-World's worker processes end with the run
     except (ConfigError, CheckpointError, DivergenceError, MetaWorldError) as err:
         sys.exit(f"error: {err}")
 

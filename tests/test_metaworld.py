@@ -139,8 +139,7 @@ def test_training_samples_the_train_split_and_evaluation_the_test_split(tmp_path
         assert len(logged["train/success_after_adaptation"]) == 2
         assert len(logged["eval/success_step_1"]) == 1
     finally:
-        exp.env.close()
-        exp.evaluator.env.close()
+        exp.close()
     # the report over runs tables the success rate beside the return
     from maml_hydra.config import EvalConfig, EvaluateConfig
     from maml_hydra.report import make_report
@@ -173,6 +172,8 @@ def test_the_oracle_sees_the_goal_that_the_benchmark_hides():
 
 
 def test_a_seed_gives_the_same_run_and_another_seed_another(tmp_path):
+    """Task draws and action noise come from the run's generators (an episode's start state
+    depends on its task alone in Meta-World)."""
     from maml_hydra.experiment import Experiment
     from tests.helpers import make_config
 
@@ -183,8 +184,7 @@ def test_a_seed_gives_the_same_run_and_another_seed_another(tmp_path):
         try:
             return float(exp.sample_meta_batch().query.rewards.sum())
         finally:
-            exp.env.close()
-            exp.evaluator.env.close()
+            exp.close()
 
     assert first_return(0, "a") == first_return(0, "b") != first_return(1, "c")
 
@@ -197,7 +197,7 @@ def test_a_seed_gives_the_same_run_and_another_seed_another(tmp_path):
         ("env.horizon=501", "env.horizon=501 is not allowed: must be <= 500"),
         ("env.task=reach", "env.task='reach' is not allowed: not a Meta-World v3 task"),
         ("env.python=/nope/python", "Meta-World's interpreter /nope/python is missing: run"),
-        ("env.protocol_envs=2", "env.protocol_envs=2 is not allowed: must be a multiple of the"),
+        ("env.protocol_evaluation_episodes=201", "a class runs 20 env(s) x env.protocol_adap"),
     ],
 )
 def test_bad_meta_world_input_is_one_line_and_writes_nothing(tmp_path, override, says):
@@ -291,15 +291,14 @@ def test_a_worker_that_dies_stops_the_run_and_keeps_its_last_checkpoint(tmp_path
             exp.train()
         assert "\n" not in str(err.value)
     finally:
-        exp.env.close()
-        exp.evaluator.env.close()
+        exp.close()
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["iteration"] == 2
 
 
 @pytest.mark.slow  # 10-20 s (six pools start); make test keeps the same-seed test above
 def test_a_resumed_meta_world_run_continues_exactly(tmp_path):
     """Two iterations, then two more from the checkpoint, against four in one go: the same
-    parameters (each episode's reset seed comes from the checkpointed generators; the workers'
+    parameters (task draws and action noise come from the checkpointed generators; the workers'
     envs are reused across episodes)."""
     import torch
 
@@ -317,30 +316,36 @@ def test_a_resumed_meta_world_run_continues_exactly(tmp_path):
         try:
             exp.train()
         finally:
-            exp.env.close()
-            exp.evaluator.env.close()
+            exp.close()
         runs.append(exp.learner.parameters())
     assert torch.equal(runs[0], runs[2]) and not torch.equal(runs[0], runs[1])
 
 
 def test_the_scored_episodes_are_those_meta_worlds_evaluation_counts():
     """``first_finished`` against a transcription of the loop in metaworld/evaluation.py's
-    ``evaluation``: the vector env steps every env; at each step the envs whose episodes end
-    (at success, or the horizon) append their episode to their class, in env order, and only
-    the first k per class count."""
+    ``evaluation``: the vector env steps every env; an env whose episode ends (at success, or
+    the horizon) restarts at once; at each step the ended episodes are appended to their class
+    in env order, and only the first k per class count."""
     from maml_hydra.tasks.meta_world import first_finished
 
     rng = np.random.default_rng(0)
-    for _ in range(200):
-        n, k = int(rng.integers(2, 12)), int(rng.integers(1, 4))
+    for _ in range(300):
+        n, episodes, k = (int(x) for x in rng.integers(1, [10, 4, 5]))
         classes = [f"c{int(c)}" for c in rng.integers(0, 3, size=n)]
-        end = [int(e) for e in rng.integers(0, 6, size=n)]
-        counted: dict[str, list[int]] = {c: [] for c in dict.fromkeys(classes)}
-        for t in range(max(end) + 1):
-            for i in range(n):
-                if end[i] == t and len(counted[classes[i]]) < k:
-                    counted[classes[i]].append(i)
-        assert first_finished(classes, end, k) == counted
+        ends = [[int(e) for e in rng.integers(0, 6, size=episodes)] for _ in range(n)]
+        counted: dict[str, list[tuple[int, int]]] = {c: [] for c in dict.fromkeys(classes)}
+        episode, step_in_episode = [0] * n, [0] * n
+        while any(e < episodes for e in episode):
+            for i in range(n):  # one step of the vector env, envs in order
+                if episode[i] >= episodes:
+                    continue
+                if step_in_episode[i] == ends[i][episode[i]]:
+                    if len(counted[classes[i]]) < k:
+                        counted[classes[i]].append((i, episode[i]))
+                    episode[i], step_in_episode[i] = episode[i] + 1, 0
+                else:
+                    step_in_episode[i] += 1
+        assert first_finished(classes, ends, k) == counted
 
 
 def test_meta_worlds_own_evaluation_runs_at_the_end_of_a_run(tmp_path):
@@ -357,8 +362,7 @@ def test_meta_worlds_own_evaluation_runs_at_the_end_of_a_run(tmp_path):
     try:
         exp.train()
     finally:
-        exp.env.close()
-        exp.evaluator.env.close()
+        exp.close()
     got = json.loads((tmp_path / "run" / "eval_results.json").read_text())["metaworld_protocol"]
     assert got["protocol"] == "metaworld.evaluation.metalearning_evaluation"
     assert (got["rounds"], got["envs"], got["evaluation_episodes"]) == (2, 3, 2)

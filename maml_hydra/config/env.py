@@ -220,12 +220,16 @@ class MetaWorldConfig(EnvConfig):
         at_least("env.protocol_evaluation_episodes", self.protocol_evaluation_episodes, 1)
         classes = 1 if Benchmark(self.benchmark) is Benchmark.ML1 else 5  # ML10's test classes
         per_class = self.protocol_envs // classes
-        rule = (
-            f"must be a multiple of the {classes} test class(es), with at least "
-            f"env.protocol_evaluation_episodes={self.protocol_evaluation_episodes} per class"
-        )
-        fits = self.protocol_envs % classes == 0 and per_class >= self.protocol_evaluation_episodes
+        rule = f"must be a positive multiple of the {classes} test class(es)"
+        fits = self.protocol_envs % classes == 0 and per_class >= 1
         require(fits, "env.protocol_envs", self.protocol_envs, rule)
+        scored = self.protocol_evaluation_episodes
+        rule = (
+            f"a class runs {per_class} env(s) x env.protocol_adaptation_episodes="
+            f"{self.protocol_adaptation_episodes} scored episodes, fewer than this"
+        )
+        enough = per_class * self.protocol_adaptation_episodes >= scored
+        require(enough, "env.protocol_evaluation_episodes", scored, rule)
         sampling = getattr(cfg.train.sampling, "value", cfg.train.sampling)
         rule = "env=metaworld samples whole episodes, one per row: train.sampling=episodes"
         require(sampling == "episodes", "train.sampling", sampling, rule)

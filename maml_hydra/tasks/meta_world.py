@@ -158,7 +158,8 @@ class MetaWorldPool:
         self._gather()
 
     def reset(self, seeds) -> np.ndarray:
-        """A new episode in every row, each seeded; ``obs [rows, obs_dim]``."""
+        """A new episode in every row; ``obs [rows, obs_dim]``. The seeds reach each env's
+        ``reset``, which Meta-World's envs ignore (``set_task`` fixes the start state)."""
         seeds = [int(s) for s in seeds]
         self._send("reset", [{"seeds": seeds[s]} for s in self.slices])
         return np.concatenate(self._gather())
@@ -208,10 +209,12 @@ class MetaWorld(TaskFamily):
     """A Meta-World benchmark (``env=metaworld``; MetaWorldConfig) as a task family: a task is an
     index into the benchmark's training tasks, or its test tasks once ``hold_out`` has been
     called (the Evaluator's env). Each row of the batch is one Meta-World env in a worker
-    process, reset with a seed drawn from the sampler's generator, so a run is reproducible and
-    its checkpoint resumes the same episodes. Episodes last ``env.horizon`` steps (Meta-World
-    truncates at 500 and never terminates a task early). The oracle observes the goal in
-    Meta-World's own goal coordinates (the last 3 of 39), which the ML benchmarks zero."""
+    process. An episode's start state depends on its task alone (``set_task`` fixes it and
+    Meta-World's reset takes no seed), so the randomness of a run is its task draws and its
+    action noise, both from the run's checkpointed generators. Episodes last ``env.horizon``
+    steps (Meta-World truncates at 500 and never terminates a task early). The oracle observes
+    the goal in Meta-World's own goal coordinates (the last 3 of 39), which the ML benchmarks
+    zero."""
 
     task_dim = 1
     state_obs_dim = 39
@@ -271,11 +274,10 @@ class MetaWorld(TaskFamily):
         if rows != self._pool_tasks:
             pool.set_tasks(rows, self.unhide_goal)
             self._pool_tasks = rows
-        seeds = torch.randint(2**31 - 1, (len(rows),), generator=generator)
         self.success.zero_()
         self.first_success.fill_(self.horizon)
         self._t = 0
-        return self._to_batch(pool.reset(seeds.tolist()))
+        return self._to_batch(pool.reset([0] * len(rows)))  # Meta-World ignores the seed
 
     def _advance(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         flat = action.detach().reshape(-1, self.action_dim).cpu().double().numpy()
@@ -299,20 +301,28 @@ class MetaWorld(TaskFamily):
 
 
 # ------------------------------------------------------ Meta-World's own evaluation protocol
-def first_finished(classes: list[str], end_step: list[int], k: int) -> dict[str, list[int]]:
-    """Per class, the envs whose episodes Meta-World's ``evaluation`` counts: the first ``k``
-    to finish, in order of the step they end at (success ends an episode), ties in env order,
-    as its loop over the vector env's ``dones`` appends them."""
-    order = sorted(range(len(classes)), key=lambda i: (end_step[i], i))
-    chosen: dict[str, list[int]] = {c: [] for c in dict.fromkeys(classes)}
-    for i in order:
+def first_finished(
+    classes: list[str], end_steps: list[list[int]], k: int
+) -> dict[str, list[tuple[int, int]]]:
+    """Per class, the episodes Meta-World's ``evaluation`` counts, as ``(env, episode)``: env i
+    runs its episodes back to back (``end_steps[i][j]``: the step within episode j at which it
+    ends, at success or the horizon), and the first ``k`` episodes of the class to finish count,
+    ties in env order, as its loop over the vector env's ``dones`` appends them."""
+    finished = []
+    for i, ends in enumerate(end_steps):
+        clock = -1
+        for j, end in enumerate(ends):
+            clock += end + 1  # the vector env's step at which episode j of env i ends
+            finished.append((clock, i, j))
+    chosen: dict[str, list[tuple[int, int]]] = {c: [] for c in dict.fromkeys(classes)}
+    for _, i, j in sorted(finished):
         if len(chosen[classes[i]]) < k:
-            chosen[classes[i]].append(i)
+            chosen[classes[i]].append((i, j))
     return chosen
 
 
 def metalearning_evaluation(
-    learner, env_cfg, theta: Tensor, lr: float, seed: int, device="cpu"
+    learner, env_cfg, theta: Tensor, lr: float, seed: int, device="cpu", normalizer=None
 ) -> dict:
     """Meta-World's ``metalearning_evaluation`` (metaworld/evaluation.py) for a MAML learner:
     ``env.protocol_rounds`` rounds; in each, ``env.protocol_envs`` envs split evenly over the
@@ -320,15 +330,17 @@ def metalearning_evaluation(
     ``env.protocol_adaptation_episodes`` episodes per env; then, ending an episode at success,
     the first ``env.protocol_evaluation_episodes`` finished episodes of each class are scored.
     Returns the success rate (mean over classes, then rounds), the mean return of the scored
-    episodes (up to their end) and each class's success rate. Each env's scored episode is the
-    first episode of its post-adaptation batch (every episode there is an independent sample of
-    the adapted policy)."""
+    episodes (up to their end) and each class's success rate. An env's scored episodes are
+    those of the adapted policies' batch, taken as run back to back (each is an independent
+    sample of the adapted policy). ``normalizer``: the run's observation statistics, applied
+    and never updated."""
     from maml_hydra.sampling import SamplingPlan
     from maml_hydra.seeding import generator
 
     envs, episodes = env_cfg.protocol_envs, env_cfg.protocol_adaptation_episodes
     k = env_cfg.protocol_evaluation_episodes
     env = MetaWorld(env_cfg, envs, episodes, device)
+    env.normalizer = normalizer
     env.hold_out()
     try:
         names = env._open().task_names
@@ -344,24 +356,27 @@ def metalearning_evaluation(
         for _ in range(env_cfg.protocol_rounds):
             tasks, classes = [], []
             for name, indices in by_class.items():
-                pick = torch.randperm(len(indices), generator=task_rng)[:per_class]
+                if per_class <= len(indices):
+                    pick = torch.randperm(len(indices), generator=task_rng)[:per_class]
+                else:
+                    pick = torch.randint(len(indices), (per_class,), generator=task_rng)
                 tasks += [indices[int(i)] for i in pick]
                 classes += [name] * per_class
             env.set_tasks(torch.tensor(tasks, dtype=torch.float32)[:, None])
             batches = learner.adaptation(env, theta, action_rng, plan, 1, lambda _: lr)
             next(batches)  # the adaptation episodes
             adapted = next(batches)  # sampled with the adapted policies
-            end = torch.minimum(env.first_success[:, 0], torch.tensor(env.horizon - 1))
-            success = env.success[:, 0]
+            end = env.first_success.clamp(max=env.horizon - 1)  # [envs, episodes]
+            success = env.success
             steps = torch.arange(adapted.rewards.shape[-1], device=adapted.rewards.device)
-            returns = (adapted.rewards[:, 0] * (steps <= end[:, None])).sum(-1)
+            returns = (adapted.rewards * (steps <= end[..., None])).sum(-1)
             chosen = first_finished(classes, end.tolist(), k)
             successes, scored = [], []
-            for name, rows in chosen.items():
-                rate = float(success[rows].float().sum()) / k
+            for name, pairs in chosen.items():
+                rate = sum(float(success[i, j]) for i, j in pairs) / k
                 rates[name].append(rate)
                 successes.append(rate)
-                scored.append(returns[rows].tolist())
+                scored.append([float(returns[i, j]) for i, j in pairs])
             round_success.append(sum(successes) / len(successes))
             round_return.append(float(torch.tensor(scored).mean()))
     finally:

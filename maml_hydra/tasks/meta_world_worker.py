@@ -11,7 +11,9 @@ reads the answers on stdout, each a pickled ``(name, payload)`` frame with an 8-
   task names, the observation and action sizes and the episode length;
 - ``("set", {"tasks": [index per row], "unhide_goal": bool})``: row i gets the split's task
   ``index``; ``unhide_goal`` puts the goal into the observation, which the ML benchmarks hide;
-- ``("reset", {"seeds": [seed per row]})``: a new episode in every row, ``obs [rows, 39]``;
+- ``("reset", {"seeds": [seed per row]})``: a new episode in every row, ``obs [rows, 39]``
+  (Meta-World's reset ignores the seed: ``set_task`` fixes the start state, so an episode's
+  start depends on its task alone);
 - ``("step", {"actions": [rows, 4], "live": [rows] bool})``: steps the live rows, answers
   ``obs``, ``reward``, ``success`` (``info["success"]``) and ``truncated`` per row (a row that is
   not live keeps its observation and gets reward 0);
@@ -84,10 +86,11 @@ class Rows:
             if key not in self.cache:
                 self.cache[key] = self.classes[task.env_name]()
             env = self.cache[key]
+            if unhide_goal:  # the oracle sees the goal: the same task, made fully observable
+                data = pickle.loads(task.data)
+                data["partially_observable"] = False
+                task = type(task)(env_name=task.env_name, data=pickle.dumps(data))
             env.set_task(task)
-            if unhide_goal and env._partially_observable:  # the oracle sees the goal
-                env._partially_observable = False
-                env.__dict__.pop("sawyer_observation_space", None)  # a cached property
             self.envs[row] = env
 
     def reset(self, seeds: list[int]) -> np.ndarray:
