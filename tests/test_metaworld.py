@@ -368,3 +368,21 @@ def test_meta_worlds_own_evaluation_runs_at_the_end_of_a_run(tmp_path):
     assert (got["rounds"], got["envs"], got["evaluation_episodes"]) == (2, 3, 2)
     assert list(got["success_rate_per_class"]) == ["reach-v3"]
     assert 0 <= got["success_rate"] <= 1 and np.isfinite(got["mean_return"])
+
+
+@pytest.mark.slow  # builds ML10 twice
+def test_rows_that_change_class_reuse_envs_and_start_as_fresh_ones():
+    """ML10: rows swap classes between two task sets, each taking the env another row gave
+    up; the second reset equals that of a fresh pool given the second set directly."""
+    with MetaWorldPool("ML10", None, 0, "train", rows=3) as pool:
+        names = pool.task_names
+        a, b, c = 0, names.index(names[-1]), len(names) // 2
+        assert len({names[a], names[b], names[c]}) == 3
+        pool.set_tasks([a, b, c])
+        pool.reset([0, 0, 0])
+        pool.step(np.zeros((3, 4)))
+        pool.set_tasks([b, c, a])
+        swapped = pool.reset([0, 0, 0])
+    with MetaWorldPool("ML10", None, 0, "train", rows=3) as fresh:
+        fresh.set_tasks([b, c, a])
+        np.testing.assert_array_equal(swapped, fresh.reset([0, 0, 0]))

@@ -49,7 +49,9 @@ def write_frame(stream, message) -> None:
 
 
 class Rows:
-    """The envs of this worker's rows: one env per row, one instance per (row, env class)."""
+    """The envs of this worker's rows, one per row. A row that changes class hands its env to
+    the next row that needs one of that class, so a worker holds, per class, as many envs as
+    the most rows that class has had at once, not one per (row, class)."""
 
     def __init__(self, benchmark: str, task: str | None, seed: int, split: str, rows: int):
         import metaworld
@@ -65,7 +67,8 @@ class Rows:
         self.tasks = self.bench.train_tasks if train else self.bench.test_tasks
         self.rows = rows
         self.envs: list = [None] * rows
-        self.cache: dict[tuple[int, str], object] = {}
+        self.names: list[str | None] = [None] * rows  # each row's env class
+        self.free: dict[str, list] = {}  # envs a row gave up, by class, for the next row
         self.obs = np.zeros((rows, 39), dtype=np.float64)
         self.steps = np.zeros(rows, dtype=np.int64)
 
@@ -82,10 +85,13 @@ class Rows:
     def set(self, tasks: list[int], unhide_goal: bool = False) -> None:
         for row, index in enumerate(tasks):
             task = self.tasks[index]
-            key = (row, task.env_name)
-            if key not in self.cache:
-                self.cache[key] = self.classes[task.env_name]()
-            env = self.cache[key]
+            if self.names[row] != task.env_name:  # at most one env per row stays alive
+                if self.envs[row] is not None:
+                    self.free.setdefault(self.names[row], []).append(self.envs[row])
+                spare = self.free.get(task.env_name)
+                self.envs[row] = spare.pop() if spare else self.classes[task.env_name]()
+                self.names[row] = task.env_name
+            env = self.envs[row]
             if unhide_goal:  # the oracle sees the goal: the same task, made fully observable
                 data = pickle.loads(task.data)
                 data["partially_observable"] = False
