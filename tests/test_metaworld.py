@@ -198,6 +198,8 @@ def test_a_seed_gives_the_same_run_and_another_seed_another(tmp_path):
         ("env.task=reach", "env.task='reach' is not allowed: not a Meta-World v3 task"),
         ("env.python=/nope/python", "Meta-World's interpreter /nope/python is missing: run"),
         ("env.protocol_evaluation_episodes=201", "a class runs 20 env(s) x env.protocol_adap"),
+        ("eval.tasks=[[0.0],[50.0]]", "eval.tasks=[50.0] is not allowed: an env=metaworld task"),
+        ("eval.tasks=[[0.5],[1.0]]", "eval.tasks=[0.5] is not allowed: an env=metaworld task"),
     ],
 )
 def test_bad_meta_world_input_is_one_line_and_writes_nothing(tmp_path, override, says):

@@ -230,6 +230,13 @@ class MetaWorldConfig(EnvConfig):
         )
         enough = per_class * self.protocol_adaptation_episodes >= scored
         require(enough, "env.protocol_evaluation_episodes", scored, rule)
+        if cfg.eval.tasks is not None:  # indices into the test split: 50 (ML1) or 5 x 50 (ML10)
+            count = 50 if Benchmark(self.benchmark) is Benchmark.ML1 else 250
+            for task in cfg.eval.tasks:
+                value = task[0] if len(task) == 1 else None
+                fits = value is not None and float(value).is_integer() and 0 <= value < count
+                rule = f"an env=metaworld task is one index into the {count} test tasks"
+                require(fits, "eval.tasks", task, rule)
         sampling = getattr(cfg.train.sampling, "value", cfg.train.sampling)
         rule = "env=metaworld samples whole episodes, one per row: train.sampling=episodes"
         require(sampling == "episodes", "train.sampling", sampling, rule)
