@@ -66,21 +66,21 @@ def summarize_returns(returns: Tensor, success: Tensor | None = None) -> dict:
     """One run's returns [K+1, tasks]: mean and standard error over tasks for each number of
     gradient steps, and every task's return; with ``success`` [K+1, tasks] (each task's share
     of successful episodes), the same for it."""
-    num_tasks = returns.shape[1]
-    stderr = returns.std(dim=1) / num_tasks**0.5 if num_tasks > 1 else torch.zeros(returns.shape[0])
-    out = {
-        "return_mean": returns.mean(dim=1).tolist(),
-        "return_stderr": stderr.tolist(),
-        "return_per_task": returns.tolist(),
-    }
+    out = _over_tasks("return", returns)
     if success is not None:
-        spread = success.std(dim=1) / num_tasks**0.5 if num_tasks > 1 else 0 * success[:, 0]
-        out |= {
-            "success_mean": success.mean(dim=1).tolist(),
-            "success_stderr": spread.tolist(),
-            "success_per_task": success.tolist(),
-        }
+        out |= _over_tasks("success", success)
     return out
+
+
+def _over_tasks(name: str, values: Tensor) -> dict:
+    """``<name>_mean``, ``<name>_stderr`` (over tasks) and ``<name>_per_task`` of [K+1, tasks]."""
+    num_tasks = values.shape[1]
+    stderr = values.std(dim=1) / num_tasks**0.5 if num_tasks > 1 else torch.zeros(values.shape[0])
+    return {
+        f"{name}_mean": values.mean(dim=1).tolist(),
+        f"{name}_stderr": stderr.tolist(),
+        f"{name}_per_task": values.tolist(),
+    }
 
 
 def objective_step(inner_steps: int, eval_steps: int) -> int:
