@@ -198,11 +198,15 @@ class MAML:
         batched: bool,
         generator: torch.Generator,
         plan: SamplingPlan,
+        mode: bool = False,
     ) -> Trajectories:
         """One batch of every task of ``env`` with shared (or, ``batched``, per-task) params;
-        ``plan`` is the sampling plan that ``env`` was built for."""
+        ``plan`` is the sampling plan that ``env`` was built for; ``mode``: act with the
+        policies' mean (``sampling.rollout``)."""
         dist = self.sampling_dist(params, batched)
-        return rollout(env, dist, generator, self.gamma, self.gae_lambda, plan.budget, plan.pooled)
+        return rollout(
+            env, dist, generator, self.gamma, self.gae_lambda, plan.budget, plan.pooled, mode
+        )
 
     def inner_step(self, k: int) -> float:
         """The size of meta-training's inner step k: ``inner.lr`` for every step (with Meta-SGD,
@@ -218,6 +222,7 @@ class MAML:
         steps: int,
         step_size: Callable[[int], float],
         watch: Stopwatch | None = None,
+        adapted_mode: bool = False,
     ) -> Iterator[Trajectories]:
         """Sample every task of ``env`` with theta, take an inner step on that batch (step k of
         size ``step_size(k)``), sample with the adapted policies, and so on: the ``steps + 1``
@@ -228,7 +233,7 @@ class MAML:
         batched = False
         for k in range(steps + 1):
             with watch("sampling"):
-                traj = self.rollout(env, params, batched, generator, plan)
+                traj = self.rollout(env, params, batched, generator, plan, adapted_mode and k > 0)
             yield traj
             if k < steps:
                 with watch("adaptation"), torch.no_grad():

@@ -79,9 +79,12 @@ def rollout(
     gae_lambda: float,
     budget: int | None = None,
     pooled: bool = False,
+    mode: bool = False,
 ) -> Trajectories:
-    """Sample every (task, row) at once with stochastic actions a = mean + std * noise (never
-    the distribution's mode), then compute advantages.
+    """Sample every (task, row) at once with stochastic actions a = mean + std * noise, then
+    compute advantages. ``mode=True`` acts with the distribution's mode, a = mean, and draws no
+    noise: only to score a policy (Meta-World's evaluation scores its agents' ``eval_action``,
+    the mode); the batch's log-probabilities and advantages are then not a policy gradient's.
 
     ``budget=None``: each row is one episode of at most ``env.horizon`` steps.
     ``budget=B`` (rllab's samplers, which the MAML paper's code used): each task gets a budget
@@ -112,8 +115,11 @@ def rollout(
     reached = torch.zeros(num_tasks, dtype=torch.bool, device=device)
     for t in range(length):
         mean, log_std = dist_fn(obs)
-        noise = torch.randn(mean.shape, generator=generator, device=device)
-        action = mean + noise * log_std.exp()[:, None, :]
+        if mode:
+            action = mean
+        else:
+            noise = torch.randn(mean.shape, generator=generator, device=device)
+            action = mean + noise * log_std.exp()[:, None, :]
         obs_buf[:, :, t] = obs
         act_buf[:, :, t] = action
         mean_buf[:, :, t] = mean

@@ -6,11 +6,12 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from maml_hydra.config import Activation
+from maml_hydra.config import Activation, NavigationConfig
 from maml_hydra.learner import LR_PREFIX, MAML, MetaBatch
 from maml_hydra.meta_optimizers import meta_gradient, surrogate_loss
 from maml_hydra.policy import GaussianMLPPolicy, gaussian_log_prob
 from maml_hydra.sampling import SamplingPlan
+from maml_hydra.tasks.navigation import Navigation2D
 from tests.helpers import build
 
 
@@ -128,6 +129,31 @@ def test_sampling_is_stochastic_not_the_mode():
     for traj in (batch.supports[0], batch.query):
         z = (traj.actions - traj.mean) / traj.log_std.exp()[:, None, None, :]
         assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05
+
+
+def test_adapted_mode_scores_the_adapted_policies_with_their_mean():
+    """adaptation(adapted_mode=True), Meta-World's scoring: the support is sampled as in
+    training (the same noise), the batch after the step acts with the adapted policies' mean,
+    which is the mean of the adapted policies that a sampled batch reports."""
+    learner, theta, _ = build(num_steps=1)
+    env = Navigation2D(NavigationConfig(horizon=8), 3, 4)
+    env.set_tasks(env.sample_tasks(3, torch.Generator().manual_seed(0)))
+    plan = SamplingPlan(4)
+
+    def batches(mode):
+        steps = learner.adaptation(
+            env, theta, torch.Generator().manual_seed(1), plan, 1, lambda _: 0.1, None, mode
+        )
+        return list(steps)
+
+    (support, scored), (support_sampled, sampled) = batches(True), batches(False)
+    assert torch.equal(support.actions, support_sampled.actions)
+    assert torch.equal(scored.actions, scored.mean)
+    assert not torch.equal(sampled.actions, sampled.mean)
+    params = learner.layout.unflatten(theta)
+    adapted = torch.func.vmap(learner.task_adapt, in_dims=(None, 0))(params, (support,))
+    mean, _ = torch.func.vmap(learner.task_dist)(adapted, scored.obs)
+    assert torch.allclose(scored.mean, mean, atol=1e-6)
 
 
 def test_meta_sgd_step_sizes_are_meta_parameters_that_learn():

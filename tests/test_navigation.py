@@ -350,3 +350,21 @@ def test_sequential_training_runs_one_row_per_task_and_evaluates_like_steps(tmp_
         False,
     )
     assert exp.plan == (1, episodes * horizon, True)
+
+
+def test_mode_sampling_acts_with_the_mean_and_draws_no_noise():
+    """rollout(mode=True), the scoring of Meta-World's evaluation: every action is the
+    policy's mean (a step of the mean policy written as a loop), and the noise stream is left
+    where it was."""
+    env = make_env(tasks=2, episodes=3, horizon=8, goal_tolerance=0.0)
+    policy = homing_policy(env, gain=0.3)
+    rng = torch.Generator().manual_seed(5)
+    got = rollout(env, policy, rng, 0.99, 1.0, mode=True)
+    assert torch.equal(got.actions, got.mean)
+    assert torch.equal(rng.get_state(), torch.Generator().manual_seed(5).get_state())
+    obs = env.reset_batch(torch.Generator().manual_seed(0))
+    for t in range(env.horizon):
+        assert torch.allclose(got.obs[:, :, t], obs)
+        obs, _, _ = env.step_batch(policy(obs)[0])
+    noisy = rollout(env, policy, torch.Generator().manual_seed(5), 0.99, 1.0)
+    assert not torch.equal(noisy.actions, noisy.mean)

@@ -327,12 +327,13 @@ def metalearning_evaluation(
     """Meta-World's ``metalearning_evaluation`` (metaworld/evaluation.py) for a MAML learner:
     ``env.protocol_rounds`` rounds; in each, ``env.protocol_envs`` envs split evenly over the
     test classes each draw a test task of their class; one adaptation step of size ``lr`` on
-    ``env.protocol_adaptation_episodes`` episodes per env; then, ending an episode at success,
-    the first ``env.protocol_evaluation_episodes`` finished episodes of each class are scored.
+    ``env.protocol_adaptation_episodes`` sampled episodes per env; then, acting with the adapted
+    policy's mean and ending an episode at success, the first
+    ``env.protocol_evaluation_episodes`` finished episodes of each class are scored.
     Returns the success rate (mean over classes, then rounds), the mean return of the scored
     episodes (up to their end) and each class's success rate. An env's scored episodes are
-    those of the adapted policies' batch, taken as run back to back (each is an independent
-    sample of the adapted policy). ``normalizer``: the run's observation statistics, applied
+    those of the adapted policies' batch, taken as run back to back, as Meta-World's
+    envs run them. ``normalizer``: the run's observation statistics, applied
     and never updated."""
     from maml_hydra.sampling import SamplingPlan
     from maml_hydra.seeding import generator
@@ -363,9 +364,14 @@ def metalearning_evaluation(
                 tasks += [indices[int(i)] for i in pick]
                 classes += [name] * per_class
             env.set_tasks(torch.tensor(tasks, dtype=torch.float32)[:, None])
-            batches = learner.adaptation(env, theta, action_rng, plan, 1, lambda _: lr)
+            # scored with the adapted policies' mean: Meta-World's evaluation steps its agents'
+            # eval_action, which its reference MAML agent (metaworld-algorithms) takes as the
+            # policy's mode
+            batches = learner.adaptation(
+                env, theta, action_rng, plan, 1, lambda _: lr, adapted_mode=True
+            )
             next(batches)  # the adaptation episodes
-            adapted = next(batches)  # sampled with the adapted policies
+            adapted = next(batches)  # the adapted policies, acting with their mean
             end = env.first_success.clamp(max=env.horizon - 1)  # [envs, episodes]
             success = env.success
             steps = torch.arange(adapted.rewards.shape[-1], device=adapted.rewards.device)
