@@ -338,12 +338,12 @@ class Experiment:
                 env.close()
 
     def _metaworld_protocol(self) -> dict | None:
-        """Meta-World's own evaluation of the final policy (``env.protocol_rounds``), for a
+        """Meta-World's own evaluation of the final policy (``env.protocol_*``), for a
         variant that adapts; None for another family, or the oracle."""
         from maml_hydra.tasks.meta_world import MetaWorld, metalearning_evaluation
 
         env = self.cfg.env
-        if not isinstance(self.env, MetaWorld) or not env.protocol_rounds:
+        if not isinstance(self.env, MetaWorld) or not env.protocol_round_count():
             return None
         if self.cfg.eval.num_steps == 0:
             return None

@@ -12,6 +12,7 @@ import subprocess
 
 import numpy as np
 import pytest
+import torch
 
 from maml_hydra.tasks.meta_world import INTERPRETER, MetaWorldError, MetaWorldPool
 
@@ -198,6 +199,7 @@ def test_a_seed_gives_the_same_run_and_another_seed_another(tmp_path):
         ("env.task=reach", "env.task='reach' is not allowed: not a Meta-World v3 task"),
         ("env.python=/nope/python", "Meta-World's interpreter /nope/python is missing: run"),
         ("env.protocol_evaluation_episodes=201", "a class runs 20 env(s) x env.protocol_adap"),
+        ("env.protocol_goals=30", "env.protocol_goals=30 is not allowed: must be a multiple of"),
         ("eval.tasks=[[0.0],[50.0]]", "eval.tasks=[50.0] is not allowed: an env=metaworld task"),
         ("eval.tasks=[[0.5],[1.0]]", "eval.tasks=[0.5] is not allowed: an env=metaworld task"),
     ],
@@ -355,8 +357,9 @@ def test_meta_worlds_own_evaluation_runs_at_the_end_of_a_run(tmp_path):
     from tests.helpers import make_config
 
     protocol = [
-        "env.protocol_rounds=2",
+        "env.protocol_rounds=3",  # past the dealt 2 goals per env: a reshuffled share
         "env.protocol_envs=3",
+        "env.protocol_goals=6",
         "env.protocol_evaluation_episodes=2",
     ]
     cfg = make_config([*MW, "env.horizon=8", "train.iterations=1", *protocol])
@@ -367,9 +370,31 @@ def test_meta_worlds_own_evaluation_runs_at_the_end_of_a_run(tmp_path):
         exp.close()
     got = json.loads((tmp_path / "run" / "eval_results.json").read_text())["metaworld_protocol"]
     assert got["protocol"] == "metaworld.evaluation.metalearning_evaluation"
-    assert (got["rounds"], got["envs"], got["evaluation_episodes"]) == (2, 3, 2)
+    assert (got["rounds"], got["envs"], got["evaluation_episodes"]) == (3, 3, 2)
     assert list(got["success_rate_per_class"]) == ["reach-v3"]
     assert 0 <= got["success_rate"] <= 1 and np.isfinite(got["mean_return"])
+
+
+def test_protocol_goals_are_dealt_as_meta_worlds_evaluation_envs_take_them():
+    """Against Meta-World's setup written out: _make_ml_envs_inner gives env i of a class the
+    class's first 40 test tasks i, i + share, ...; PseudoRandomTaskSelectWrapper steps each env
+    to its next task every round. ML10 (5 classes, 4 envs each, tasks interleaved by class):
+    10 rounds run every dealt goal once; ML1 (20 envs): 2 rounds."""
+    from maml_hydra.tasks.meta_world import dealt_goals
+
+    classes = ["a", "b", "c", "d", "e"]
+    by_class = {c: [5 * j + k for j in range(50)] for k, c in enumerate(classes)}
+    rng = torch.Generator().manual_seed(0)
+    rounds = list(dealt_goals(by_class, 4, 40, 10, rng))
+    for r, (names, tasks) in enumerate(rounds):
+        assert names == [c for c in classes for _ in range(4)]
+        want = [by_class[c][:40][i::4][r] for c in classes for i in range(4)]
+        assert tasks == want
+    seen = sorted(t for _, tasks in rounds for t in tasks)
+    assert seen == sorted(t for c in classes for t in by_class[c][:40])
+    ml1 = list(dealt_goals({"reach-v3": list(range(50))}, 20, 40, 3, rng))
+    assert [tasks for _, tasks in ml1[:2]] == [list(range(20)), list(range(20, 40))]
+    assert all(t in (i, 20 + i) for i, t in enumerate(ml1[2][1]))  # a reshuffled share
 
 
 @pytest.mark.slow  # builds ML10 twice

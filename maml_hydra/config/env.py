@@ -202,27 +202,48 @@ class MetaWorldConfig(EnvConfig):
     workers: int = 2  # worker processes stepping the batch's rows
     python: str | None = None  # Meta-World's interpreter; null = .venv-metaworld/bin/python
     # Meta-World's own evaluation (metaworld.evaluation.metalearning_evaluation) at the end of a
-    # run, beside the held-out report: rounds of protocol_envs envs (split evenly over the test
-    # classes) on fresh test tasks, one adaptation step of protocol_adaptation_episodes
-    # episodes, then the first protocol_evaluation_episodes finished episodes of each class,
-    # ended at success. Meta-World's defaults; protocol_rounds=0 skips it.
-    protocol_rounds: int = 10
+    # run, beside the held-out report, set up as Meta-World's evaluation envs are: each class's
+    # first protocol_goals test tasks dealt out over its share of the protocol_envs envs (env i
+    # of a class takes goals i, i + share, ...), each env on its next goal every round. One
+    # adaptation step of protocol_adaptation_episodes sampled episodes, then, with the mean
+    # action and an episode ending at success, the first protocol_evaluation_episodes finished
+    # episodes of each class are scored. protocol_rounds: null = every dealt goal once
+    # (classes x protocol_goals / protocol_envs rounds, as metaworld-algorithms counts them);
+    # 0 skips it. The other defaults are Meta-World's.
+    protocol_rounds: int | None = None
+    protocol_goals: int = 40
     protocol_envs: int = 20
     protocol_adaptation_episodes: int = 10
     protocol_evaluation_episodes: int = 3
+
+    @property
+    def test_classes(self) -> int:
+        """How many environments the benchmark holds out: 1 for ML1, 5 for ML10."""
+        return 1 if Benchmark(self.benchmark) is Benchmark.ML1 else 5
+
+    def protocol_round_count(self) -> int:
+        """The rounds of Meta-World's evaluation that run: ``protocol_rounds``, or with null
+        every dealt goal once."""
+        if self.protocol_rounds is not None:
+            return self.protocol_rounds
+        return self.test_classes * self.protocol_goals // self.protocol_envs
 
     def check(self, cfg: Root) -> None:
         super().check(cfg)
         at_least("env.workers", self.workers, 1)
         require(self.horizon <= 500, "env.horizon", self.horizon, "must be <= 500 (Meta-World's)")
-        at_least("env.protocol_rounds", self.protocol_rounds, 0)
+        if self.protocol_rounds is not None:
+            at_least("env.protocol_rounds", self.protocol_rounds, 0)
         at_least("env.protocol_adaptation_episodes", self.protocol_adaptation_episodes, 2)
         at_least("env.protocol_evaluation_episodes", self.protocol_evaluation_episodes, 1)
-        classes = 1 if Benchmark(self.benchmark) is Benchmark.ML1 else 5  # ML10's test classes
+        classes = self.test_classes
         per_class = self.protocol_envs // classes
         rule = f"must be a positive multiple of the {classes} test class(es)"
         fits = self.protocol_envs % classes == 0 and per_class >= 1
         require(fits, "env.protocol_envs", self.protocol_envs, rule)
+        rule = f"must be a multiple of a class's {per_class} env(s), at most its 50 test tasks"
+        dealt = self.protocol_goals % max(per_class, 1) == 0 and 0 < self.protocol_goals <= 50
+        require(dealt, "env.protocol_goals", self.protocol_goals, rule)
         scored = self.protocol_evaluation_episodes
         rule = (
             f"a class runs {per_class} env(s) x env.protocol_adaptation_episodes="

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -321,48 +322,67 @@ def first_finished(
     return chosen
 
 
+def dealt_goals(
+    by_class: dict[str, list[int]], per_class: int, goals: int, rounds: int, rng: torch.Generator
+) -> Iterator[tuple[list[str], list[int]]]:
+    """Each round's (class, test task) per env, as Meta-World's evaluation envs take them:
+    ``per_class`` envs per class (classes in the order given), env i of a class holding its
+    first ``goals`` tasks i, i + per_class, ... (``_make_ml_envs_inner``) and taking the next of
+    them every round, its share shuffled (by ``rng``) each time it has run them all
+    (``PseudoRandomTaskSelectWrapper``)."""
+    shares = [
+        (name, indices[:goals][i::per_class])
+        for name, indices in by_class.items()
+        for i in range(per_class)
+    ]
+    for r in range(rounds):
+        position = r % len(shares[0][1])
+        if r and not position:
+            shares = [
+                (name, [share[int(i)] for i in torch.randperm(len(share), generator=rng)])
+                for name, share in shares
+            ]
+        yield [name for name, _ in shares], [share[position] for _, share in shares]
+
+
 def metalearning_evaluation(
     learner, env_cfg, theta: Tensor, lr: float, seed: int, device="cpu", normalizer=None
 ) -> dict:
-    """Meta-World's ``metalearning_evaluation`` (metaworld/evaluation.py) for a MAML learner:
-    ``env.protocol_rounds`` rounds; in each, ``env.protocol_envs`` envs split evenly over the
-    test classes each draw a test task of their class; one adaptation step of size ``lr`` on
-    ``env.protocol_adaptation_episodes`` sampled episodes per env; then, acting with the adapted
+    """Meta-World's ``metalearning_evaluation`` (metaworld/evaluation.py) for a MAML learner,
+    on envs set up as Meta-World's evaluation envs (``make_ml_envs`` with its test split):
+    ``env.protocol_envs`` envs split evenly over the test classes; a class's first
+    ``env.protocol_goals`` test tasks dealt out over its envs (env i takes goals i, i + share,
+    ...); every round each env takes its next goal (its share reshuffled once it has run all of
+    them, as Meta-World's pseudo-random task selection), one adaptation step of size ``lr`` on
+    ``env.protocol_adaptation_episodes`` sampled episodes per env, then, acting with the adapted
     policy's mean and ending an episode at success, the first
     ``env.protocol_evaluation_episodes`` finished episodes of each class are scored.
-    Returns the success rate (mean over classes, then rounds), the mean return of the scored
-    episodes (up to their end) and each class's success rate. An env's scored episodes are
-    those of the adapted policies' batch, taken as run back to back, as Meta-World's
-    envs run them. ``normalizer``: the run's observation statistics, applied
-    and never updated."""
+    ``env.protocol_round_count()`` rounds. Returns the success rate (mean over classes, then
+    rounds), the mean return of the scored episodes (up to their end) and each class's success
+    rate. An env's scored episodes are those of the adapted policies' batch, taken as run back
+    to back, as Meta-World's envs run them. ``normalizer``: the run's observation statistics,
+    applied and never updated."""
     from maml_hydra.sampling import SamplingPlan
     from maml_hydra.seeding import generator
 
     envs, episodes = env_cfg.protocol_envs, env_cfg.protocol_adaptation_episodes
-    k = env_cfg.protocol_evaluation_episodes
+    k, rounds = env_cfg.protocol_evaluation_episodes, env_cfg.protocol_round_count()
     env = MetaWorld(env_cfg, envs, episodes, device)
     env.normalizer = normalizer
     env.hold_out()
+    task_rng = generator("metaworld-eval-tasks", seed)
     try:
         names = env._open().task_names
         by_class: dict[str, list[int]] = {}
         for index, name in enumerate(names):
             by_class.setdefault(name, []).append(index)
         per_class = envs // len(by_class)
+        deals = dealt_goals(by_class, per_class, env_cfg.protocol_goals, rounds, task_rng)
         plan = SamplingPlan.of("episodes", episodes, env.horizon, False)
-        task_rng = generator("metaworld-eval-tasks", seed)
         action_rng = generator("metaworld-eval-actions", seed, device)
         rates: dict[str, list[float]] = {c: [] for c in by_class}
         round_success, round_return = [], []
-        for _ in range(env_cfg.protocol_rounds):
-            tasks, classes = [], []
-            for name, indices in by_class.items():
-                if per_class <= len(indices):
-                    pick = torch.randperm(len(indices), generator=task_rng)[:per_class]
-                else:
-                    pick = torch.randint(len(indices), (per_class,), generator=task_rng)
-                tasks += [indices[int(i)] for i in pick]
-                classes += [name] * per_class
+        for classes, tasks in deals:
             env.set_tasks(torch.tensor(tasks, dtype=torch.float32)[:, None])
             # scored with the adapted policies' mean: Meta-World's evaluation steps its agents'
             # eval_action, which its reference MAML agent (metaworld-algorithms) takes as the
@@ -389,7 +409,8 @@ def metalearning_evaluation(
         env.close()
     return {
         "protocol": "metaworld.evaluation.metalearning_evaluation",
-        "rounds": env_cfg.protocol_rounds,
+        "rounds": rounds,
+        "goals_per_class": env_cfg.protocol_goals,
         "envs": envs,
         "adaptation_episodes": episodes,
         "evaluation_episodes": k,
