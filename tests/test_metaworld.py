@@ -373,6 +373,17 @@ def test_meta_worlds_own_evaluation_runs_at_the_end_of_a_run(tmp_path):
     assert (got["rounds"], got["envs"], got["evaluation_episodes"]) == (3, 3, 2)
     assert list(got["success_rate_per_class"]) == ["reach-v3"]
     assert 0 <= got["success_rate"] <= 1 and np.isfinite(got["mean_return"])
+    # the compact result file keeps it, with the held-out success rates, and the table shows it
+    from tests.helpers import results
+
+    out = tmp_path / "exported"
+    assert results("export", "--runs", tmp_path / "run", "--out", out).returncode == 0
+    record = json.loads((out / "maml_seed0.json").read_text())
+    assert record["metaworld_protocol"] == got
+    assert np.shape(record["success"]) == np.shape(record["returns"])
+    table = results("table", "--metaworld", out)
+    assert table.returncode == 0, table.stderr
+    assert f"| {got['success_rate']:.2f} (1 seed) |" in table.stdout
 
 
 def test_protocol_goals_are_dealt_as_meta_worlds_evaluation_envs_take_them():

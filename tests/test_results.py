@@ -108,6 +108,8 @@ def test_a_stale_or_foreign_block_is_found_and_rewritten(tmp_path):
         ("returns:[[1.0, 2.0], [3.0]]", "'returns' is not a list of equal"),
         ("returns:[[1.0, 'x']]", "'returns' holds a value that is not a number"),
         ("trial:no params", "no 'params'"),
+        ("success:[[0.5]]", "'success' is not laid out as 'returns'"),
+        ("success:{}", "'success' is a dict"),
     ],
 )
 def test_a_result_file_of_another_shape_is_refused_with_one_line(tmp_path, content, says):
@@ -122,13 +124,15 @@ def test_a_result_file_of_another_shape_is_refused_with_one_line(tmp_path, conte
         content = json.dumps(record)
     elif content.startswith("trial:"):
         content = json.dumps({**record, "objective": 1.0, "objective_step": 1})
+    elif content.startswith("success:") and content.endswith("]"):  # a success rate per task
+        content = json.dumps({**record, "success": [[0.5] * len(record["returns"][0])] * 2})
     elif ":" in content and not content.startswith("{"):
         key, value = content.split(":", 1)
         content = json.dumps({**record, key: json.loads(value.replace("'", '"'))})
     folder = tmp_path / "family"
     folder.mkdir()
     (folder / "maml_seed0.json").write_text(content)
-    for args in ([folder], ["--paper", folder], ["--search", folder]):
+    for args in ([folder], ["--paper", folder], ["--search", folder], ["--metaworld", folder]):
         done = results("table", *args)
         assert done.returncode == 1 and done.stdout == ""
         lines = done.stderr.strip().splitlines()

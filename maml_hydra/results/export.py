@@ -112,6 +112,7 @@ def export_runs(
                 "tasks": evaluation["tasks"],
                 "returns": summary["return_per_task"],  # [gradient steps + 1][tasks]
                 "curve": curve,
+                **optional(summary),
             }
         )
     # one variant and seed at several step sizes (random init at 1.0 and 0.5): told apart by
@@ -127,6 +128,17 @@ def export_runs(
     for record, path in zip(records, paths, strict=True):  # every run could be read
         path.write_text(json.dumps(check_record(record, path), indent=1) + "\n")
     return paths
+
+
+def optional(summary: dict) -> dict:
+    """The optional fields (``records.OPTIONAL_FIELDS``) a run's eval_results.json holds: the
+    held-out success rate per step and task, Meta-World's own evaluation."""
+    fields = {}
+    if "success_per_task" in summary:
+        fields["success"] = summary["success_per_task"]
+    if "metaworld_protocol" in summary:
+        fields["metaworld_protocol"] = summary["metaworld_protocol"]
+    return fields
 
 
 def searched_value(config, key: str):

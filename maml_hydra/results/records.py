@@ -25,6 +25,12 @@ FIELDS: dict[str, type | tuple[type, ...]] = {
     "eval": dict,  # the held-out settings: tasks, episodes, step sizes, seed
     "returns": list,  # [gradient steps + 1][tasks]
 }
+# fields only some families' runs have: the held-out success rate (Meta-World), laid out as
+# "returns", and Meta-World's own evaluation of the final policy (eval_results.json's)
+OPTIONAL_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "success": list,  # [gradient steps + 1][tasks], each in [0, 1]
+    "metaworld_protocol": dict,
+}
 TRIAL_FIELDS: dict[str, type | tuple[type, ...]] = {
     "params": dict,
     "objective": (int, float),
@@ -50,7 +56,20 @@ def check(record, where: str | Path) -> dict:
             raise RecordError(f"{where}: not a result file (no {key!r})")
         if isinstance(record[key], bool) or not isinstance(record[key], kind):
             raise RecordError(f"{where}: {key!r} is a {_kind(record[key])}")
+    for key, kind in OPTIONAL_FIELDS.items():
+        if key in record and (isinstance(record[key], bool) or not isinstance(record[key], kind)):
+            raise RecordError(f"{where}: {key!r} is a {_kind(record[key])}")
     returns = record["returns"]
+    if "success" in record:
+        success = record["success"]
+        same = [len(row) if isinstance(row, list) else -1 for row in success]
+        if same != [len(row) for row in returns]:
+            raise RecordError(f"{where}: 'success' is not laid out as 'returns' (steps x tasks)")
+        numbers = [v for row in success for v in row]
+        if not all(isinstance(v, Real) and not isinstance(v, bool) for v in numbers):
+            raise RecordError(f"{where}: 'success' holds a value that is not a number")
+        if not all(0 <= v <= 1 for v in numbers):
+            raise RecordError(f"{where}: 'success' holds a rate outside [0, 1]")
     rows_ok = returns and all(isinstance(row, list) and row for row in returns)
     if not rows_ok or len({len(row) for row in returns}) != 1:
         raise RecordError(f"{where}: 'returns' is not a list of equal, non-empty rows per step")

@@ -5,6 +5,7 @@
     .venv/bin/python -m maml_hydra.results table --bars docs/results/<family> [docs/results/...]
     .venv/bin/python -m maml_hydra.results table --search docs/results/search/<family>
     .venv/bin/python -m maml_hydra.results table --paper docs/results/paper/<family> [...]
+    .venv/bin/python -m maml_hydra.results table --metaworld docs/results/metaworld/<name>
 
 Prints, as Markdown: the held-out return per variant after 0..K gradient steps (mean ± standard
 error over seeds, or over tasks where one seed), the paired comparisons the locomotion results
@@ -22,6 +23,8 @@ variant's held-out return after 0..3 steps, mean ± standard error over seeds, b
 own numbers; MAML's one-step bar against the paper's within 2 combined standard errors; and the
 share of the pretrained-to-oracle gap that MAML closes after one step, paired per seed.
 
+``--metaworld``: a Meta-World benchmark's success rates (``maml_hydra.results.metaworld``).
+
 ``--search``: the trials of an exported Optuna search (``trial<n>.json``), best objective first,
 with the searched parameters, the held-out return before and after adaptation and each trial's
 budget; then the mean objective per value of each categorical parameter.
@@ -36,8 +39,8 @@ import torch
 from omegaconf import OmegaConf
 
 from maml_hydra.report import ordered, plot, plot_curves, summarize_variants
+from maml_hydra.results import metaworld, stats
 from maml_hydra.results import paper as published
-from maml_hydra.results import stats
 from maml_hydra.results.records import RecordError
 from maml_hydra.results.records import read as read_record
 from maml_hydra.results.stats import fmt, mean_se, t95
@@ -331,6 +334,11 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="each folder's family on the paper's scale: runs of env.dynamics=rllab only",
     )
+    parser.add_argument(
+        "--metaworld",
+        action="store_true",
+        help="each folder's Meta-World success rates, beside the published MAML numbers",
+    )
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument(
         "--curves", type=Path, default=None, help="plot learning curves against env steps"
@@ -346,6 +354,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.paper:
         for folder in args.folder:
             paper_table(folder)
+        return
+    if args.metaworld:
+        for folder in args.folder:
+            metaworld.table(load(folder))
         return
     if len(args.folder) > 1:
         parser.error("one folder, or --bars with several")

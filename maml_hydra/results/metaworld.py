@@ -1,0 +1,114 @@
+"""The Meta-World table of one benchmark's result files (``docs/results/metaworld/<name>/``):
+
+    .venv/bin/python -m maml_hydra.results table --metaworld docs/results/metaworld/<name>
+
+Prints, as Markdown: per variant the held-out success rate and return after 0..K gradient
+steps, and the success rate of Meta-World's own evaluation protocol (``metaworld_protocol``),
+each mean ± standard error over seeds (over the held-out tasks where one seed); MAML's protocol
+success minus each baseline's, paired per seed; the published MAML numbers for the benchmark,
+with their sources and budgets; and the runs' budgets.
+"""
+
+from __future__ import annotations
+
+from maml_hydra.report import ordered, summarize_variants
+from maml_hydra.results.stats import fmt, mean_se
+
+# Published MAML success rates, with where each was read. Only numbers that a stored source
+# gives are here; the budgets are the sources' own. Meta-World v1 differs from v3 (its reward
+# functions, 150-step episodes): the comparison is of scale, not a reproduction.
+PUBLISHED = {
+    "ML10": [
+        {
+            "what": "MAML, Meta-World v1 (Yu et al. 2019), meta-train / meta-test success",
+            "train": 0.25,
+            "test": 0.36,
+            "source": "Yu et al., Meta-World (arXiv 1910.10897), Table 1, as listed by Papers "
+            "with Code for that paper (the PDF's table not read here)",
+            "budget": "not stated in the source read; garage's ML10 MAML-TRPO launcher runs "
+            "4,000 iterations of 20 tasks x 10 episodes x 500 steps (about 400 M env steps)",
+        },
+    ],
+    "ML1": [],  # no MAML success rate for ML1 reach or push could be read from a stored source
+}
+
+
+def benchmark_of(records: list[dict]) -> tuple[str, str | None]:
+    """(benchmark, ML1's task) from the runs' configs."""
+    from omegaconf import OmegaConf
+
+    env = OmegaConf.create(records[0]["config"]).env
+    return str(env.benchmark), env.get("task")
+
+
+def protocol_success(records: list[dict], variant: str) -> dict[int, float]:
+    """seed -> Meta-World's protocol success rate of a variant (runs that have one)."""
+    return {
+        r["seed"]: r["metaworld_protocol"]["success_rate"]
+        for r in records
+        if r["variant"] == variant and "metaworld_protocol" in r
+    }
+
+
+def table(records: list[dict]) -> None:
+    benchmark, task = benchmark_of(records)
+    name = f"ML1 {task}" if benchmark == "ML1" else benchmark
+    num_tasks = len(records[0]["returns"][0])
+    missing = [f"{r['variant']} seed {r['seed']}" for r in records if "success" not in r]
+    if missing:
+        raise SystemExit(f"error: no held-out success rate in {', '.join(missing)}")
+    returns = summarize_variants({"runs": {i: r for i, r in enumerate(records)}})
+    success = summarize_variants(
+        {"runs": {i: {**r, "returns": r["success"]} for i, r in enumerate(records)}}
+    )
+    steps = max(len(s["steps"]) for s in returns.values())
+    print(
+        f"### Meta-World {name}: held-out test tasks ({num_tasks} per run), mean ± s.e. over "
+        "seeds (over tasks where one seed)\n"
+    )
+    head = " | ".join(f"success {k} steps" for k in range(steps))
+    head += " | " + " | ".join(f"return {k} steps" for k in range(steps))
+    print(f"| variant | seeds | {head} | Meta-World's protocol success |")
+    print("|---|---|" + "---|" * (2 * steps + 1))
+    for variant in ordered(returns):
+        cells = []
+        for summary, digits in ((success, 3), (returns, 1)):
+            rows = summary[variant]["steps"]
+            cells += [f"{r['mean']:.{digits}f} ± {r['stderr']:.{digits}f}" for r in rows]
+            cells += ["-"] * (steps - len(rows))
+        protocol = protocol_success(records, variant)
+        cells.append(fmt(*mean_se(protocol.values())) if protocol else "-")
+        print(f"| {variant} | {returns[variant]['seeds']} | " + " | ".join(cells) + " |")
+
+    maml = protocol_success(records, "maml")
+    lines = []
+    for other in ordered(returns):
+        theirs = protocol_success(records, other)
+        seeds = sorted(set(maml) & set(theirs))
+        if other == "maml" or not seeds:
+            continue
+        mean, se = mean_se([maml[s] - theirs[s] for s in seeds])
+        unit = f"{len(seeds)} seeds" if se is not None else "1 seed, no s.e."
+        lines.append(f"- MAML minus {other}: {fmt(mean, se)} ({unit})")
+    if lines:
+        print("\nMeta-World's protocol success, paired per seed:\n")
+        print("\n".join(lines))
+
+    print(f"\nPublished MAML success rates on {benchmark}:\n")
+    published = PUBLISHED.get(benchmark, [])
+    if not published:
+        print(f"- none that a stored source gives for {name}")
+    for entry in published:
+        print(
+            f"- {entry['what']}: {entry['train']:.2f} / {entry['test']:.2f}. "
+            f"Source: {entry['source']}. Budget: {entry['budget']}."
+        )
+
+    print("\n| run | iterations | env steps | training wall time | commit |")
+    print("|---|---|---|---|---|")
+    for r in sorted(records, key=lambda r: (ordered([r["variant"]]), r["variant"], r["seed"])):
+        wall = f"{r['train_wall_s'] / 60:.0f} min" if r["train_wall_s"] else "-"
+        print(
+            f"| {r['variant']} seed {r['seed']} | {r['iterations']} | {r['env_steps']:,} | "
+            f"{wall} | {r['commit'][:7]} |"
+        )
