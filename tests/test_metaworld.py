@@ -109,6 +109,21 @@ def test_meta_world_failures_are_one_line(tmp_path):
     try:
         pool.set_tasks([0, 1])
         pool.reset([0, 1])
+        # worker 0 fails on a malformed step (and exits), worker 1 takes it: its answer is
+        # read, the pool closes, and a later command is refused rather than answered with it
+        good = {"actions": np.zeros((1, 4)), "live": np.ones(1, dtype=bool)}
+        pool._send("step", [{**good, "actions": np.zeros((1, 3))}, good])
+        with pytest.raises(MetaWorldError, match="worker 0: ") as failed:
+            pool._gather()
+        assert "\n" not in str(failed.value) and not pool.procs
+        with pytest.raises(MetaWorldError, match=r"pool is closed \(Meta-World worker 0: "):
+            pool.reset([0, 1])
+    finally:
+        pool.close()
+    pool = MetaWorldPool("ML1", "reach-v3", 0, "train", rows=2, workers=2)
+    try:
+        pool.set_tasks([0, 1])
+        pool.reset([0, 1])
         os.kill(pool.procs[1].pid, signal.SIGKILL)
         with pytest.raises(MetaWorldError, match=r"worker 1 \(pid \d+\) exited with status -9"):
             pool.step(np.zeros((2, 4)))

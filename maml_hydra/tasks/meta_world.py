@@ -84,6 +84,7 @@ class MetaWorldPool:
         self.rows = rows
         self.procs: list[subprocess.Popen] = []
         self.logs: list = []
+        self.closed_by = ""  # why the pool closed itself: a worker's error
         try:
             for part in self.slices:
                 log = tempfile.TemporaryFile()
@@ -114,6 +115,8 @@ class MetaWorldPool:
 
     # ---------------------------------------------------------------------- commands
     def _send(self, name: str, payloads: list) -> None:
+        if not self.procs:
+            raise MetaWorldError(f"the Meta-World pool is closed{self.closed_by}")
         for k, (proc, payload) in enumerate(zip(self.procs, payloads, strict=True)):
             try:
                 wire.write_frame(proc.stdin, (name, payload))
@@ -121,7 +124,10 @@ class MetaWorldPool:
                 raise MetaWorldError(self._died(k)) from None
 
     def _gather(self) -> list:
-        answers = []
+        """Every worker's answer to the last command. A worker that fails answers its error and
+        exits: the others' answers are read, the pool is closed, and the error raised; a
+        later command is refused, never answered with what was left in a pipe."""
+        answers, errors = [], []
         for k, proc in enumerate(self.procs):
             try:
                 message = wire.read_frame(proc.stdout)
@@ -131,8 +137,12 @@ class MetaWorldPool:
                 raise MetaWorldError(self._died(k))
             status, payload = message
             if status == "error":
-                raise MetaWorldError(f"Meta-World worker {k}: {payload}")
+                errors.append(f"Meta-World worker {k}: {payload}")
             answers.append(payload)
+        if errors:
+            self.close()
+            self.closed_by = f" ({errors[0]})"
+            raise MetaWorldError(errors[0])
         return answers
 
     def _died(self, k: int) -> str:
