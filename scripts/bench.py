@@ -452,49 +452,67 @@ import sys, time, warnings
 import numpy as np
 import metaworld
 warnings.simplefilter("ignore")
-task, steps = sys.argv[1], int(sys.argv[2])
+task, seconds = sys.argv[1], float(sys.argv[2])
 bench = metaworld.ML1(task, seed=0)
 env = bench.train_classes[task]()
 env.set_task(bench.train_tasks[0])
 env.reset(seed=0)
-actions = np.random.default_rng(0).uniform(-1, 1, size=(steps, 4))
-start = time.perf_counter()
-for t in range(steps):
-    if t and t % env.max_path_length == 0:
-        env.reset(seed=t)
-    env.step(actions[t])
+rng = np.random.default_rng(0)
+steps, start = 0, time.perf_counter()
+while time.perf_counter() - start < seconds:
+    if steps and steps % env.max_path_length == 0:
+        env.reset(seed=steps)
+    env.step(rng.uniform(-1, 1, size=4))
+    steps += 1
 print(steps / (time.perf_counter() - start))
 """
 
 
-def bench_metaworld(task: str, rows: int, workers: list[int], seconds: float = 10.0) -> None:
-    """``--metaworld``: env steps per second of one Meta-World env alone, then of the pool."""
+def bench_metaworld(
+    task: str, rows: int, workers: list[int], rounds: int, seconds: float = 10.0
+) -> None:
+    """``--metaworld``: env steps per second of one Meta-World env alone (its own interpreter, a
+    process of its own), then of the pool with each number of workers, ``seconds`` each, in
+    ``rounds`` interleaved rounds: each round's ratios are to that round's raw rate, and the
+    median ratio over rounds is the figure (the machine's speed drifts between rounds)."""
     import subprocess
 
-    raw_steps = 3000
-    done = subprocess.run(
-        [str(INTERPRETER), "-c", RAW_METAWORLD, task, str(raw_steps)],
-        capture_output=True,
-        text=True,
-        check=True,
+    print(f"Meta-World ML1 {task}, random actions, {rows} rows in the pool, {seconds:g} s each\n")
+    print(
+        "| round | one env alone, env steps/s | "
+        + " | ".join(f"{n} worker(s): env steps/s (ratio)" for n in workers)
+        + " |"
     )
-    raw = float(done.stdout)
-    print(f"Meta-World ML1 {task}, random actions; one env alone: {raw:,.0f} env steps/s\n")
-    print("| rows | workers | env steps/s | ratio to one env alone |")
-    print("|---|---|---|---|")
+    print("|---|---|" + "---|" * len(workers))
     rng = np.random.default_rng(0)
-    for count in workers:
-        with MetaWorldPool("ML1", task, 0, "train", rows, count) as pool:
-            pool.set_tasks([i % pool.num_tasks for i in range(rows)])
-            pool.reset(list(range(rows)))
-            steps, start = 0, time.perf_counter()
-            while time.perf_counter() - start < seconds:
-                if steps and steps % pool.max_path_length == 0:
-                    pool.reset(list(range(rows)))
-                pool.step(rng.uniform(-1, 1, size=(rows, 4)))
-                steps += 1
-            rate = steps * rows / (time.perf_counter() - start)
-        print(f"| {rows} | {count} | {rate:,.0f} | {rate / raw:.2f} |")
+    ratios: dict[int, list[float]] = {n: [] for n in workers}
+    for r in range(rounds):
+        done = subprocess.run(
+            [str(INTERPRETER), "-c", RAW_METAWORLD, task, str(seconds)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        raw = float(done.stdout)
+        cells = []
+        for count in workers:
+            with MetaWorldPool("ML1", task, 0, "train", rows, count) as pool:
+                pool.set_tasks([i % pool.num_tasks for i in range(rows)])
+                pool.reset(list(range(rows)))
+                steps, start = 0, time.perf_counter()
+                while time.perf_counter() - start < seconds:
+                    if steps and steps % pool.max_path_length == 0:
+                        pool.reset(list(range(rows)))
+                    pool.step(rng.uniform(-1, 1, size=(rows, 4)))
+                    steps += 1
+                rate = steps * rows / (time.perf_counter() - start)
+            ratios[count].append(rate / raw)
+            cells.append(f"{rate:,.0f} ({rate / raw:.2f})")
+        print(f"| {r + 1} | {raw:,.0f} | " + " | ".join(cells) + " |")
+    print(
+        "\nmedian ratio to one env alone over the rounds: "
+        + ", ".join(f"{n} worker(s) {statistics.median(ratios[n]):.2f}" for n in workers)
+    )
 
 
 def main() -> None:
@@ -564,9 +582,11 @@ def main() -> None:
     parser.add_argument("--metaworld", default=None, metavar="TASK", help="e.g. reach-v3")
     parser.add_argument("--rows", type=int, default=40, help="--metaworld: envs in the pool")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="--metaworld")
+    parser.add_argument("--rounds", type=int, default=3, help="--metaworld: interleaved rounds")
+    parser.add_argument("--seconds", type=float, default=10.0, help="--metaworld: per rate")
     args = parser.parse_args()
     if args.metaworld is not None:
-        return bench_metaworld(args.metaworld, args.rows, args.workers)
+        return bench_metaworld(args.metaworld, args.rows, args.workers, args.rounds, args.seconds)
     if args.step_sizes is not None:
         return probe_step_sizes(args.step_sizes, args)
     if args.hvp is not None:

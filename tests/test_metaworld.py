@@ -439,3 +439,15 @@ def test_rows_that_change_class_reuse_envs_and_start_as_fresh_ones():
     with MetaWorldPool("ML10", None, 0, "train", rows=3) as fresh:
         fresh.set_tasks([b, c, a])
         np.testing.assert_array_equal(swapped, fresh.reset([0, 0, 0]))
+
+
+def test_the_throughput_benchmark_prints_each_rounds_rates_and_the_median_ratio():
+    """scripts/bench.py --metaworld, briefly: the raw rate and the pool's, per round."""
+    from tests.helpers import python_script
+
+    args = ["--rows", "2", "--workers", "2", "--rounds", "1", "--seconds", "0.3"]
+    done = python_script("bench.py", "--metaworld", "reach-v3", *args)
+    assert done.returncode == 0, done.stderr
+    rounds = [line for line in done.stdout.splitlines() if line.startswith("| 1 |")]
+    assert len(rounds) == 1 and rounds[0].count("(") == 1
+    assert "median ratio to one env alone over the rounds: 2 worker(s) " in done.stdout
