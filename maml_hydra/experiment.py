@@ -26,6 +26,7 @@ from maml_hydra.config import Config, config_to_yaml
 from maml_hydra.evaluator import Evaluator, objective_step, summarize_returns
 from maml_hydra.learner import MAML, MetaBatch
 from maml_hydra.logger import RunLogger, Stopwatch, closing_summary, peak_memory
+from maml_hydra.memory import keep_freed_memory
 from maml_hydra.meta_optimizers import pre_update_kl
 from maml_hydra.policy import GaussianMLPPolicy
 from maml_hydra.rundir import checkpoint_path, default_run_dir
@@ -75,6 +76,8 @@ class Experiment:
         self.run_dir = Path(run_dir)
         self.device = torch.device(cfg.device)
         torch.manual_seed(cfg.seed)
+        if cfg.keep_freed_memory and not keep_freed_memory():
+            log.info("keep_freed_memory=true has no effect here: the C library is not glibc")
 
         family = get_class(cfg.env._target_)
         t = cfg.train

@@ -47,11 +47,21 @@ meta-gradient g, the exact CG direction, a random vector of g's norm). With ReLU
 gradient jumps wherever a unit's pre-activation changes sign, which a finite difference sees
 and autodiff does not (docs/RESULTS.md). ``--float64`` runs it in double precision, to tell
 this apart from rounding; ``--activation`` (with ``--fresh``) probes another nonlinearity.
+
     .venv/bin/python scripts/bench.py --metaworld reach-v3 [--rows 40] [--workers 1 2]
+        [--rounds 3] [--seconds 10]
 
 Meta-World's env steps per second (ML1, random actions): one env alone in Meta-World's own
 interpreter (the raw rate), then ``--rows`` envs in ``MetaWorldPool`` over each number of
-worker processes, and their ratio to the raw rate (target >= 1.6 with 2 workers on 2 cores).
+worker processes, and their ratio to the raw rate (target >= 1.6 with 2 workers on 2 cores),
+in interleaved rounds; the median ratio over the rounds.
+
+    .venv/bin/python scripts/bench.py --paper halfcheetah_dir [--iterations 2] [--warmup 1]
+
+The learner's share at ``experiment=paper_<family>`` on one thread (``OMP_NUM_THREADS=1
+env.threads=1``; learner = iteration - sampling): the preset's Fisher product and the exact
+Fisher (Gauss-Newton on all tasks), each with ``keep_freed_memory`` true and false; each row in
+a process of its own, so that its peak resident memory is its own.
 """
 
 from __future__ import annotations
@@ -515,6 +525,64 @@ def bench_metaworld(
     )
 
 
+PAPER_ROWS = [  # (Fisher product, keep_freed_memory)
+    ("preset", True),
+    ("preset", False),
+    ("exact", True),
+    ("exact", False),
+]
+
+
+def paper_row(family: str, product: str, keep: bool, iterations: int, warmup: int) -> dict:
+    """One row of ``--paper``, in this process: medians of the phases, peak RSS."""
+    overrides = [f"experiment=paper_{family}", "env.threads=1", f"keep_freed_memory={keep}"]
+    if product == "exact":
+        overrides += ["algorithm.hvp=gauss_newton", "algorithm.fvp_task_fraction=1.0"]
+    import resource
+
+    t = measure(overrides, iterations, warmup, "cpu")
+    t["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return t
+
+
+def bench_paper(family: str, iterations: int, warmup: int) -> None:
+    import json
+    import os
+    import subprocess
+
+    print(
+        f"experiment=paper_{family}, one thread, median of {iterations} meta-iteration(s) after "
+        f"{warmup} warm-up, each row a process of its own; seconds:\n"
+    )
+    print(
+        "| Fisher product | keep_freed_memory | sampling | "
+        + " | ".join(LEARNER)
+        + " | iteration | learner share | peak RSS GiB |"
+    )
+    print("|---|---|---|" + "---|" * len(LEARNER) + "---|---|---|")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for product, keep in PAPER_ROWS:
+        args = [family, product, str(keep), str(iterations), str(warmup)]
+        done = subprocess.run(
+            [sys.executable, __file__, "--paper-row", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        if done.returncode:
+            sys.exit(
+                f"error: the row {product}, keep_freed_memory={keep} failed: "
+                f"{done.stderr.strip().splitlines()[-1]}"
+            )
+        t = json.loads(done.stdout.strip().splitlines()[-1])
+        learner = t["iteration"] - t["sampling"]
+        cells = " | ".join(f"{t[p]:.2f}" for p in LEARNER)
+        print(
+            f"| {product} | {keep} | {t['sampling']:.2f} | {cells} | {t['iteration']:.2f} "
+            f"| {learner / t['iteration']:.0%} | {t['peak_rss_gib']:.2f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=5)
@@ -580,11 +648,22 @@ def main() -> None:
     parser.add_argument("--float64", action="store_true", help="--hvp: double precision")
     parser.add_argument("--activation", default=None, help="--hvp: policy.activation (--fresh)")
     parser.add_argument("--metaworld", default=None, metavar="TASK", help="e.g. reach-v3")
+    parser.add_argument("--paper", default=None, choices=LOCOMOTION, help="experiment=paper_*")
+    parser.add_argument("--paper-row", nargs=5, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, default=40, help="--metaworld: envs in the pool")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="--metaworld")
     parser.add_argument("--rounds", type=int, default=3, help="--metaworld: interleaved rounds")
     parser.add_argument("--seconds", type=float, default=10.0, help="--metaworld: per rate")
     args = parser.parse_args()
+    if args.paper_row is not None:
+        import json
+
+        family, product, keep, iterations, warmup = args.paper_row
+        row = paper_row(family, product, keep == "True", int(iterations), int(warmup))
+        print(json.dumps(row))
+        return None
+    if args.paper is not None:
+        return bench_paper(args.paper, args.iterations, args.warmup)
     if args.metaworld is not None:
         return bench_metaworld(args.metaworld, args.rows, args.workers, args.rounds, args.seconds)
     if args.step_sizes is not None:

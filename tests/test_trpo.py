@@ -334,3 +334,54 @@ def test_hvp_probe_solves_cg_with_both_products_on_a_runs_meta_batch(tmp_path):
         refused = probe(*bad)
         assert refused.returncode == 1 and refused.stdout == ""
         assert refused.stderr.strip() == message
+
+
+KEPT = """
+import resource, sys, torch
+from maml_hydra.memory import keep_freed_memory
+if sys.argv[1] == "keep":
+    assert keep_freed_memory()
+def rounds(n):  # the learner's pattern: large temporaries made and dropped, again and again
+    for _ in range(n):
+        a, b = torch.ones(4 * 2**20), torch.ones(8 * 2**20)  # 16 and 32 MiB
+        del a, b
+rounds(2)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+rounds(10)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_kept_freed_memory_is_reused_with_fewer_page_faults():
+    """keep_freed_memory: blocks made again after they were freed come mostly from the
+    process's own heap; with glibc's defaults they are fresh memory, a fault per 4 KiB page
+    (measured: 82,000-86,000 faults over these 10 rounds by default, 16,000-33,000 kept)."""
+    import subprocess
+    import sys
+
+    def faults(mode):
+        done = subprocess.run(
+            [sys.executable, "-c", KEPT, mode], capture_output=True, text=True, check=True
+        )
+        return int(done.stdout)
+
+    default, kept = faults("default"), faults("keep")
+    assert default > 60_000 and kept < default / 2, (default, kept)
+
+
+def test_keeping_freed_memory_changes_no_number(tmp_path):
+    """The same run with and without keep_freed_memory, each in a process of its own: the same
+    parameters, to the bit."""
+    from tests.helpers import run_cli
+
+    runs = {}
+    for keep in ("true", "false"):
+        out = tmp_path / keep
+        args = ["train.iterations=2", f"keep_freed_memory={keep}", f"hydra.run.dir={out}"]
+        done = run_cli(args, tmp_path)
+        assert done.returncode == 0, done.stderr
+        runs[keep] = torch.load(out / "checkpoints" / "last.pt", weights_only=False)["learner"]
+    assert runs["true"].keys() == runs["false"].keys()
+    for group in runs["true"]:
+        for name, value in runs["true"][group].items():
+            assert torch.equal(value, runs["false"][group][name]), (group, name)
