@@ -27,7 +27,14 @@ from maml_hydra.rundir import checkpoint_path, continues
 # What every checkpoint holds (``Experiment.state_dict``).
 KEYS = ("format", "iteration", "env_steps", "learner", "meta_optimizer", "rng", "config")
 # Config keys that may differ between a run and its resumption.
-RESUMABLE_KEYS = ("resume", "train.iterations", "train.log_every", "progress", "device")
+RESUMABLE_KEYS = (
+    "resume",
+    "train.iterations",
+    "train.log_every",
+    "progress",
+    "device",
+    "keep_freed_memory",  # where freed memory goes changes no number
+)
 
 
 # ---------------------------------------------------------------- configs read back
