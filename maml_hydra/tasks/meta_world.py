@@ -338,8 +338,9 @@ def dealt_goals(
     """Each round's (class, test task) per env, as Meta-World's evaluation envs take them:
     ``per_class`` envs per class (classes in the order given), env i of a class holding its
     first ``goals`` tasks i, i + per_class, ... (``_make_ml_envs_inner``) and taking the next of
-    them every round, its share shuffled (by ``rng``) each time it has run them all
-    (``PseudoRandomTaskSelectWrapper``)."""
+    them every round, in an order shuffled (by ``rng``) at the start of each pass through them
+    (``PseudoRandomTaskSelectWrapper``: its index starts at -1 and it shuffles whenever the
+    index comes to 0)."""
     shares = [
         (name, indices[:goals][i::per_class])
         for name, indices in by_class.items()
@@ -347,7 +348,7 @@ def dealt_goals(
     ]
     for r in range(rounds):
         position = r % len(shares[0][1])
-        if r and not position:
+        if not position:  # the wrapper shuffles as its index wraps to 0, on its first call too
             shares = [
                 (name, [share[int(i)] for i in torch.randperm(len(share), generator=rng)])
                 for name, share in shares
@@ -362,10 +363,10 @@ def metalearning_evaluation(
     on envs set up as Meta-World's evaluation envs (``make_ml_envs`` with its test split):
     ``env.protocol_envs`` envs split evenly over the test classes; a class's first
     ``env.protocol_goals`` test tasks dealt out over its envs (env i takes goals i, i + share,
-    ...); every round each env takes its next goal (its share reshuffled once it has run all of
-    them, as Meta-World's pseudo-random task selection), one adaptation step of size ``lr`` on
-    ``env.protocol_adaptation_episodes`` sampled episodes per env, then, acting with the adapted
-    policy's mean and ending an episode at success, the first
+    ...); every round each env takes its next goal, in an order shuffled at the start of each
+    pass through its share (Meta-World's pseudo-random task selection); one adaptation step of
+    size ``lr`` on ``env.protocol_adaptation_episodes`` sampled episodes per env; then, acting
+    with the adapted policy's mean and ending an episode at success, the first
     ``env.protocol_evaluation_episodes`` finished episodes of each class are scored.
     ``env.protocol_round_count()`` rounds. Returns the success rate (mean over classes, then
     rounds), the mean return of the scored episodes (up to their end) and each class's success
