@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from hydra.utils import get_class
 
+from maml_hydra import memory
 from maml_hydra.checkpoint import (
     CheckpointError,
     check_resumable,
@@ -26,7 +27,6 @@ from maml_hydra.config import Config, config_to_yaml
 from maml_hydra.evaluator import Evaluator, objective_step, summarize_returns
 from maml_hydra.learner import MAML, MetaBatch
 from maml_hydra.logger import RunLogger, Stopwatch, closing_summary, peak_memory
-from maml_hydra.memory import keep_freed_memory
 from maml_hydra.meta_optimizers import pre_update_kl
 from maml_hydra.policy import GaussianMLPPolicy
 from maml_hydra.rundir import checkpoint_path, default_run_dir
@@ -76,8 +76,10 @@ class Experiment:
         self.run_dir = Path(run_dir)
         self.device = torch.device(cfg.device)
         torch.manual_seed(cfg.seed)
-        if cfg.keep_freed_memory and not keep_freed_memory():
-            log.info("keep_freed_memory=true has no effect here: the C library is not glibc")
+        if cfg.keep_freed_memory and not memory.keep_freed_memory():
+            log.info("keep_freed_memory=true has no effect here: glibc's mallopt is not there")
+        if not cfg.keep_freed_memory and memory.kept():  # e.g. a later job of an in-process -m
+            log.warning("keep_freed_memory=false: this process already keeps freed memory")
 
         family = get_class(cfg.env._target_)
         t = cfg.train

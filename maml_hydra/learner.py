@@ -233,7 +233,9 @@ class MAML:
         batched = False
         for k in range(steps + 1):
             with watch("sampling"):
-                traj = self.rollout(env, params, batched, generator, plan, adapted_mode and k > 0)
+                traj = self.rollout(
+                    env, params, batched, generator, plan, adapted_mode and k == steps
+                )
             yield traj
             if k < steps:
                 with watch("adaptation"), torch.no_grad():

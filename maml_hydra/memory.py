@@ -38,11 +38,21 @@ def _mallopt():
     return libc.mallopt
 
 
+_KEPT = False  # whether this process has kept freed memory since it called keep_freed_memory
+
+
 def keep_freed_memory() -> bool:
     """From now on, freed memory stays in this process for its next allocations. Returns
     whether that applies here: glibc only (elsewhere the C library's own policy stays). It
     lasts for the process; a process that never calls it keeps glibc's defaults."""
+    global _KEPT
     mallopt = _mallopt()
     if mallopt is None:
         return False
-    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, -1))
+    _KEPT = bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, -1))
+    return _KEPT
+
+
+def kept() -> bool:
+    """Whether freed memory is kept in this process (``keep_freed_memory`` applied)."""
+    return _KEPT

@@ -405,8 +405,8 @@ def test_protocol_goals_are_dealt_as_meta_worlds_evaluation_envs_take_them():
     """Against Meta-World's setup written out: _make_ml_envs_inner gives env i of a class the
     class's first 40 test tasks i, i + share, ...; PseudoRandomTaskSelectWrapper takes them
     one a round, in an order shuffled at the start of each pass. ML10 (5 classes, 4 envs each,
-    tasks interleaved by class): 10 rounds run every dealt goal once, each env its own share;
-    ML1 (20 envs): 2 rounds, and a third starts a new pass."""
+    tasks interleaved by class): 10 rounds run every dealt goal once, each env its own share,
+    in one order shared by every env; ML1 (20 envs): passes of 2 rounds."""
     from maml_hydra.tasks.meta_world import dealt_goals
 
     classes = ["a", "b", "c", "d", "e"]
@@ -420,10 +420,16 @@ def test_protocol_goals_are_dealt_as_meta_worlds_evaluation_envs_take_them():
         assert sorted(tasks[e] for _, tasks in rounds) == sorted(share)
     orders = [[tasks[e] for _, tasks in rounds] for e in range(len(envs))]
     assert any(order != share for order, (_, share) in zip(orders, envs, strict=True))  # shuffled
-    ml1 = list(dealt_goals({"reach-v3": list(range(50))}, 20, 40, 3, rng))
-    for e in range(20):
-        assert sorted(tasks[e] for _, tasks in ml1[:2]) == [e, 20 + e]
-        assert ml1[2][1][e] in (e, 20 + e)
+    # ... by one permutation for every env: each env's k-th goal is its share's same index
+    index = [
+        [share.index(t) for t in order] for order, (_, share) in zip(orders, envs, strict=True)
+    ]
+    assert all(i == index[0] for i in index)
+    ml1 = [tasks for _, tasks in dealt_goals({"reach-v3": list(range(50))}, 20, 40, 7, rng)]
+    for r in range(0, 6, 2):  # a pass of two rounds: every env takes the same permutation
+        assert sorted([ml1[r], ml1[r + 1]]) == [list(range(20)), list(range(20, 40))]
+    assert ml1[6] in (list(range(20)), list(range(20, 40)))  # a fourth pass begins
+    assert len({tuple(ml1[r]) for r in (0, 2, 4)}) == 2  # and passes are shuffled
 
 
 @pytest.mark.slow  # builds ML10 twice

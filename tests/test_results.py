@@ -138,3 +138,10 @@ def test_a_result_file_of_another_shape_is_refused_with_one_line(tmp_path, conte
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and str(folder / "maml_seed0.json") in lines[0], lines
         assert says in lines[0] and "Traceback" not in done.stderr
+
+
+def test_the_meta_world_table_refuses_other_families_with_one_line():
+    folder = ROOT / "docs" / "results" / "paper" / "halfcheetah_dir"
+    done = results("table", "--metaworld", folder)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip() == f"error: {folder}: not every run is of env=metaworld"

@@ -201,15 +201,12 @@ class MetaWorldConfig(EnvConfig):
     benchmark_seed: int = 0  # the seed of the benchmark's goals (metaworld.ML1(..., seed=))
     workers: int = 2  # worker processes stepping the batch's rows
     python: str | None = None  # Meta-World's interpreter; null = .venv-metaworld/bin/python
-    # Meta-World's own evaluation (metaworld.evaluation.metalearning_evaluation) at the end of a
-    # run, beside the held-out report, set up as Meta-World's evaluation envs are: each class's
-    # first protocol_goals test tasks dealt out over its share of the protocol_envs envs (env i
-    # of a class takes goals i, i + share, ...), each env on its next goal every round. One
-    # adaptation step of protocol_adaptation_episodes sampled episodes, then, with the mean
-    # action and an episode ending at success, the first protocol_evaluation_episodes finished
-    # episodes of each class are scored. protocol_rounds: null = every dealt goal once
-    # (classes x protocol_goals / protocol_envs rounds, as metaworld-algorithms counts them);
-    # 0 skips it. The other defaults are Meta-World's.
+    # Meta-World's own evaluation (metaworld.evaluation.metalearning_evaluation) of the final
+    # policy, beside the held-out report; how it runs: maml_hydra.tasks.meta_world's
+    # metalearning_evaluation. protocol_goals test tasks per class (40) dealt over
+    # protocol_envs envs (20), and protocol_rounds null = every dealt goal once (classes x
+    # protocol_goals / protocol_envs rounds) are metaworld-algorithms' evaluation settings; the
+    # 10 adaptation and 3 scored episodes are Meta-World's defaults; protocol_rounds=0 skips it.
     protocol_rounds: int | None = None
     protocol_goals: int = 40
     protocol_envs: int = 20
@@ -252,7 +249,7 @@ class MetaWorldConfig(EnvConfig):
         enough = per_class * self.protocol_adaptation_episodes >= scored
         require(enough, "env.protocol_evaluation_episodes", scored, rule)
         if cfg.eval.tasks is not None:  # indices into the test split: 50 (ML1) or 5 x 50 (ML10)
-            count = 50 if Benchmark(self.benchmark) is Benchmark.ML1 else 250
+            count = 50 * self.test_classes
             for task in cfg.eval.tasks:
                 value = task[0] if len(task) == 1 else None
                 fits = value is not None and float(value).is_integer() and 0 <= value < count

@@ -70,6 +70,7 @@ def export(sweep: Path, out: Path, commit: str) -> list[Path]:
             "tasks": entry["tasks"],
             "returns": entry["returns"],  # [gradient steps + 1][tasks]
             "curve": curve,  # per meta-iteration: env steps, training return before/after
+            **({"success": entry["success"]} if "success" in entry else {}),
         }
         path = out / f"{entry['variant']}_seed{entry['seed']}.json"
         path.write_text(json.dumps(check_record(record, path), indent=1) + "\n")

@@ -23,22 +23,27 @@ PUBLISHED = {
             "what": "MAML, Meta-World v1 (Yu et al. 2019), meta-train / meta-test success",
             "train": 0.25,
             "test": 0.36,
-            "source": "Yu et al., Meta-World (arXiv 1910.10897), Table 1, as listed by Papers "
-            "with Code for that paper (the PDF's table not read here)",
-            "budget": "not stated in the source read; garage's ML10 MAML-TRPO launcher runs "
-            "4,000 iterations of 20 tasks x 10 episodes x 500 steps (about 400 M env steps)",
+            "source": "Yu et al., Meta-World (arXiv 1910.10897), Table 1, as Papers with Code "
+            "lists it for that paper",
+            "budget": "not stated in that listing",
         },
     ],
     "ML1": [],  # no MAML success rate for ML1 reach or push could be read from a stored source
 }
 
 
-def benchmark_of(records: list[dict]) -> tuple[str, str | None]:
-    """(benchmark, ML1's task) from the runs' configs."""
+def benchmark_of(records: list[dict], folder) -> tuple[str, str | None]:
+    """(benchmark, ML1's task) from the runs' configs: one of them for every run, or exit with
+    one line."""
     from omegaconf import OmegaConf
 
-    env = OmegaConf.create(records[0]["config"]).env
-    return str(env.benchmark), env.get("task")
+    envs = [OmegaConf.create(r["config"]).env for r in records]
+    if any(env.get("name") != "metaworld" for env in envs):
+        raise SystemExit(f"error: {folder}: not every run is of env=metaworld")
+    found = {(str(env.benchmark), env.get("task")) for env in envs}
+    if len(found) > 1:
+        raise SystemExit(f"error: {folder}: runs of several benchmarks: {sorted(found, key=str)}")
+    return found.pop()
 
 
 def protocol_success(records: list[dict], variant: str) -> dict[int, float]:
@@ -50,8 +55,8 @@ def protocol_success(records: list[dict], variant: str) -> dict[int, float]:
     }
 
 
-def table(records: list[dict]) -> None:
-    benchmark, task = benchmark_of(records)
+def table(records: list[dict], folder="the folder") -> None:
+    benchmark, task = benchmark_of(records, folder)
     name = f"ML1 {task}" if benchmark == "ML1" else benchmark
     num_tasks = len(records[0]["returns"][0])
     missing = [f"{r['variant']} seed {r['seed']}" for r in records if "success" not in r]

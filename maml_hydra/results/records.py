@@ -60,6 +60,11 @@ def check(record, where: str | Path) -> dict:
         if key in record and (isinstance(record[key], bool) or not isinstance(record[key], kind)):
             raise RecordError(f"{where}: {key!r} is a {_kind(record[key])}")
     returns = record["returns"]
+    rows_ok = returns and all(isinstance(row, list) and row for row in returns)
+    if not rows_ok or len({len(row) for row in returns}) != 1:
+        raise RecordError(f"{where}: 'returns' is not a list of equal, non-empty rows per step")
+    if not all(isinstance(v, Real) and not isinstance(v, bool) for row in returns for v in row):
+        raise RecordError(f"{where}: 'returns' holds a value that is not a number")
     if "success" in record:
         success = record["success"]
         same = [len(row) if isinstance(row, list) else -1 for row in success]
@@ -70,11 +75,10 @@ def check(record, where: str | Path) -> dict:
             raise RecordError(f"{where}: 'success' holds a value that is not a number")
         if not all(0 <= v <= 1 for v in numbers):
             raise RecordError(f"{where}: 'success' holds a rate outside [0, 1]")
-    rows_ok = returns and all(isinstance(row, list) and row for row in returns)
-    if not rows_ok or len({len(row) for row in returns}) != 1:
-        raise RecordError(f"{where}: 'returns' is not a list of equal, non-empty rows per step")
-    if not all(isinstance(v, Real) and not isinstance(v, bool) for row in returns for v in row):
-        raise RecordError(f"{where}: 'returns' holds a value that is not a number")
+    if "metaworld_protocol" in record:
+        rate = record["metaworld_protocol"].get("success_rate")
+        if isinstance(rate, bool) or not isinstance(rate, Real) or not 0 <= rate <= 1:
+            raise RecordError(f"{where}: 'metaworld_protocol' has no success rate in [0, 1]")
     return record
 
 

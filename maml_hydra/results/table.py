@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.metaworld:
         for folder in args.folder:
-            metaworld.table(load(folder))
+            metaworld.table(load(folder), folder)
         return
     if len(args.folder) > 1:
         parser.error("one folder, or --bars with several")

@@ -121,7 +121,10 @@ class MetaWorldPool:
             try:
                 wire.write_frame(proc.stdin, (name, payload))
             except (BrokenPipeError, OSError):
-                raise MetaWorldError(self._died(k)) from None
+                died = self._died(k)
+                self.close()
+                self.closed_by = f" ({died})"
+                raise MetaWorldError(died) from None
 
     def _gather(self) -> list:
         """Every worker's answer to the last command. A worker that fails answers its error and
@@ -134,7 +137,10 @@ class MetaWorldPool:
             except Exception:
                 message = None
             if message is None:
-                raise MetaWorldError(self._died(k))
+                died = self._died(k)
+                self.close()
+                self.closed_by = f" ({died})"
+                raise MetaWorldError(died)
             status, payload = message
             if status == "error":
                 errors.append(f"Meta-World worker {k}: {payload}")
@@ -340,7 +346,8 @@ def dealt_goals(
     first ``goals`` tasks i, i + per_class, ... (``_make_ml_envs_inner``) and taking the next of
     them every round, in an order shuffled (by ``rng``) at the start of each pass through them
     (``PseudoRandomTaskSelectWrapper``: its index starts at -1 and it shuffles whenever the
-    index comes to 0)."""
+    index comes to 0). Every env takes the same permutation: ``_init_each_env`` seeds every
+    env alike, and the shuffle draws from the env's own generator, which nothing else uses."""
     shares = [
         (name, indices[:goals][i::per_class])
         for name, indices in by_class.items()
@@ -349,10 +356,8 @@ def dealt_goals(
     for r in range(rounds):
         position = r % len(shares[0][1])
         if not position:  # the wrapper shuffles as its index wraps to 0, on its first call too
-            shares = [
-                (name, [share[int(i)] for i in torch.randperm(len(share), generator=rng)])
-                for name, share in shares
-            ]
+            order = torch.randperm(len(shares[0][1]), generator=rng).tolist()
+            shares = [(name, [share[i] for i in order]) for name, share in shares]
         yield [name for name, _ in shares], [share[position] for _, share in shares]
 
 
