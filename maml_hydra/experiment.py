@@ -321,10 +321,11 @@ class Experiment:
                 else [self.evaluator.step_size(j) for j in range(self.cfg.eval.num_steps)],
                 **summary,
             }
-            protocol = self._metaworld_protocol()
-            if protocol is not None:
-                summary["metaworld_protocol"] = protocol
-                logger.scalars(self.iteration, {"eval/metaworld_success": protocol["success_rate"]})
+            own = self._own_evaluation()
+            if own is not None:
+                name, result, scalars = own
+                summary[name] = result
+                logger.scalars(self.iteration, scalars)
             write_atomic(self.run_dir / "eval_results.json", json.dumps(summary, indent=1))
             logger.hparams(
                 {f"eval/return_step_{k}": v for k, v in enumerate(summary["return_mean"])}
@@ -342,21 +343,20 @@ class Experiment:
             if not getattr(env, "is_closed", False):
                 env.close()
 
-    def _metaworld_protocol(self) -> dict | None:
-        """Meta-World's own evaluation of the final policy (``env.protocol_*``), for a
-        variant that adapts; None for another family, or the oracle."""
-        from maml_hydra.tasks.meta_world import MetaWorld, metalearning_evaluation
-
-        env = self.cfg.env
-        if not isinstance(self.env, MetaWorld) or not env.protocol_round_count():
-            return None
+    def _own_evaluation(self) -> tuple[str, dict, dict[str, float]] | None:
+        """The task family's own benchmark protocol for the final policy
+        (``TaskFamily.own_evaluation``), for a variant that adapts; None otherwise."""
         if self.cfg.eval.num_steps == 0:
             return None
         theta = self.learner.parameters()
-        lr = self.evaluator.step_size(0)
-        seed = self.cfg.eval.seed
-        return metalearning_evaluation(
-            self.learner, env, theta, lr, seed, self.device, self.normalizer
+        return type(self.env).own_evaluation(
+            self.learner,
+            self.cfg.env,
+            theta,
+            self.evaluator.step_size(0),
+            self.cfg.eval.seed,
+            self.device,
+            self.normalizer,
         )
 
     def _log_eval(self, logger: RunLogger, summary: dict) -> None:

@@ -130,6 +130,16 @@ class TaskFamily(EnvBase):
         family whose held-out tasks are drawn like its training tasks does nothing; Meta-World
         switches to its benchmark's test tasks."""
 
+    @classmethod
+    def own_evaluation(
+        cls, learner, env_cfg, theta: Tensor, lr: float, seed: int, device, normalizer
+    ) -> tuple[str, dict, dict[str, float]] | None:
+        """The family's own benchmark protocol for a final policy ``theta`` that adapts with
+        step ``lr``, beside the held-out report: (name, result for eval_results.json, scalars
+        for TensorBoard), or None where the family has none (Meta-World runs
+        ``metalearning_evaluation``)."""
+        return None
+
     def set_tasks(self, tasks: Tensor) -> None:
         """Give row i of the batch task ``tasks[i]``; takes effect at the next reset."""
         if tasks.shape != self.tasks.shape:

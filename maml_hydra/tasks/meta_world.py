@@ -310,6 +310,14 @@ class MetaWorld(TaskFamily):
         tensor = torch.as_tensor(values, dtype=torch.float32, device=self.device)
         return tensor.reshape(*self.batch_size, *tensor.shape[1:])
 
+    @classmethod
+    def own_evaluation(cls, learner, env_cfg, theta, lr, seed, device, normalizer):
+        """Meta-World's ``metalearning_evaluation`` (below), unless ``env.protocol_rounds=0``."""
+        if not env_cfg.protocol_round_count():
+            return None
+        result = metalearning_evaluation(learner, env_cfg, theta, lr, seed, device, normalizer)
+        return "metaworld_protocol", result, {"eval/metaworld_success": result["success_rate"]}
+
     def close(self, *args, **kwargs):
         if self.pool is not None:
             self.pool.close()
