@@ -11,7 +11,10 @@ with their sources and budgets; and the runs' budgets.
 
 from __future__ import annotations
 
+import torch
+
 from maml_hydra.report import ordered, summarize_variants
+from maml_hydra.results import stats
 from maml_hydra.results.stats import fmt, mean_se
 
 # Published MAML success rates, with where each was read. Only numbers that a stored source
@@ -92,18 +95,36 @@ def table(records: list[dict], folder="the folder") -> None:
         cells.append(fmt(*mean_se(protocol.values())) if protocol else "-")
         print(f"| {variant} | {returns[variant]['seeds']} | " + " | ".join(cells) + " |")
 
-    maml = protocol_success(records, "maml")
     lines = []
-    for other in ordered(returns):
-        theirs = protocol_success(records, other)
-        seeds = sorted(set(maml) & set(theirs))
-        if other == "maml" or not seeds:
+    for other in [v for v in ordered(returns) if v != "maml"]:
+        seeds = sorted(
+            {r["seed"] for r in records if r["variant"] == "maml"}
+            & {r["seed"] for r in records if r["variant"] == other}
+        )
+        if not seeds:
             continue
-        mean, se = mean_se([maml[s] - theirs[s] for s in seeds])
-        unit = f"{len(seeds)} seeds" if se is not None else "1 seed, no s.e."
-        lines.append(f"- MAML minus {other}: {fmt(mean, se)} ({unit})")
+        # the held-out success after one step, task by task: every run of a seed has the same
+        # held-out tasks (eval.seed), so the pairs are per task, the s.e. over seeds
+        one_step = {(r["variant"], r["seed"]): r["success"][1] for r in records}
+        mine = torch.tensor([x for s in seeds for x in one_step["maml", s]])
+        theirs = torch.tensor([x for s in seeds for x in one_step[other, s]])
+        mean, se, unit = stats.paired(mine, theirs, len(seeds))
+        lines.append(
+            f"- held-out success after one step, MAML minus {other}: {mean:+.3f} ± {se:.3f} "
+            f"(s.e. over {unit})"
+        )
+        maml, theirs = protocol_success(records, "maml"), protocol_success(records, other)
+        both = sorted(set(maml) & set(theirs))
+        if both:
+            mean, se = mean_se([maml[s] - theirs[s] for s in both])
+            over = f"s.e. over {len(both)} seeds" if se is not None else "1 seed, no s.e."
+            se_text = f" ± {se:.2f}" if se is not None else ""
+            lines.append(
+                f"- Meta-World's protocol success, MAML minus {other}: {mean:+.2f}{se_text} "
+                f"({over})"
+            )
     if lines:
-        print("\nMeta-World's protocol success, paired per seed:\n")
+        print("\nPaired over the same held-out tasks and seeds (MAML's seeds):\n")
         print("\n".join(lines))
 
     print(f"\nPublished MAML success rates on {benchmark}:\n")
