@@ -66,6 +66,8 @@ def protocol_success(records: list[dict], variant: str) -> dict[int, float]:
 
 
 def table(records: list[dict], folder="the folder") -> None:
+    from maml_hydra.results.table import print_budgets  # table imports this module
+
     benchmark, task = benchmark_of(records, folder)
     name = f"ML1 {task}" if benchmark == "ML1" else benchmark
     num_tasks = len(records[0]["returns"][0])
@@ -137,11 +139,4 @@ def table(records: list[dict], folder="the folder") -> None:
             f"Source: {entry['source']}. Budget: {entry['budget']}."
         )
 
-    print("\n| run | iterations | env steps | training wall time | commit |")
-    print("|---|---|---|---|---|")
-    for r in sorted(records, key=lambda r: (ordered([r["variant"]]), r["variant"], r["seed"])):
-        wall = f"{r['train_wall_s'] / 60:.0f} min" if r["train_wall_s"] else "-"
-        print(
-            f"| {r['variant']} seed {r['seed']} | {r['iterations']} | {r['env_steps']:,} | "
-            f"{wall} | {r['commit'][:7]} |"
-        )
+    print_budgets(records)

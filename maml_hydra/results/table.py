@@ -53,6 +53,18 @@ def over_seeds(values: dict[int, float]) -> tuple[float, float | None, int]:
     return (*mean_se(values.values()), len(values))
 
 
+def print_budgets(records: list[dict]) -> None:
+    """The runs' budgets, one row each: iterations, env steps, training wall time, commit."""
+    print("\n| run | iterations | env steps | training wall time | commit |")
+    print("|---|---|---|---|---|")
+    for r in sorted(records, key=lambda r: (ordered([r["variant"]]), r["variant"], r["seed"])):
+        wall = f"{r['train_wall_s'] / 60:.0f} min" if r["train_wall_s"] else "-"
+        print(
+            f"| {r['variant']} seed {r['seed']} | {r['iterations']} | {r['env_steps']:,} | "
+            f"{wall} | {r['commit'][:7]} |"
+        )
+
+
 def load(folder: Path) -> list[dict]:
     files = sorted(folder.glob("*.json"))
     if not files:
@@ -399,14 +411,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(
                     f"- {label} after 1 step minus {other} after 1 step: {paired(a, b, len(seeds))}"
                 )
-    print("\n| run | iterations | env steps | training wall time | commit |")
-    print("|---|---|---|---|---|")
-    for r in sorted(records, key=lambda r: (ordered([r["variant"]]), r["variant"], r["seed"])):
-        wall = f"{r['train_wall_s'] / 60:.0f} min" if r["train_wall_s"] else "-"
-        print(
-            f"| {r['variant']} seed {r['seed']} | {r['iterations']} | {r['env_steps']:,} | "
-            f"{wall} | {r['commit'][:7]} |"
-        )
+    print_budgets(records)
     if args.plot is not None:
         plot(args.plot, summary, family, num_tasks)
         print(f"\nplot: {args.plot}")
