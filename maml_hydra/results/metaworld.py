@@ -15,6 +15,7 @@ import torch
 
 from maml_hydra.report import ordered, summarize_variants
 from maml_hydra.results import stats
+from maml_hydra.results.records import print_budgets
 from maml_hydra.results.stats import fmt, mean_se
 
 # Published MAML success rates, with where each was read. Only numbers that a stored source
@@ -66,7 +67,6 @@ def protocol_success(records: list[dict], variant: str) -> dict[int, float]:
 
 
 def table(records: list[dict], folder="the folder") -> None:
-    from maml_hydra.results.table import print_budgets  # table imports this module
 
     benchmark, task = benchmark_of(records, folder)
     name = f"ML1 {task}" if benchmark == "ML1" else benchmark

@@ -13,6 +13,8 @@ import json
 from numbers import Real
 from pathlib import Path
 
+from maml_hydra.report import ordered
+
 FIELDS: dict[str, type | tuple[type, ...]] = {
     "family": str,
     "variant": str,
@@ -90,3 +92,15 @@ def read(path: Path) -> dict:
         raise RecordError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
     except OSError as err:
         raise RecordError(f"{path}: {err.strerror}") from None
+
+
+def print_budgets(records: list[dict]) -> None:
+    """The runs' budgets, one row each: iterations, env steps, training wall time, commit."""
+    print("\n| run | iterations | env steps | training wall time | commit |")
+    print("|---|---|---|---|---|")
+    for r in sorted(records, key=lambda r: (ordered([r["variant"]]), r["variant"], r["seed"])):
+        wall = f"{r['train_wall_s'] / 60:.0f} min" if r["train_wall_s"] else "-"
+        print(
+            f"| {r['variant']} seed {r['seed']} | {r['iterations']} | {r['env_steps']:,} | "
+            f"{wall} | {r['commit'][:7]} |"
+        )

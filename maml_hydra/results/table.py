@@ -41,7 +41,7 @@ from omegaconf import OmegaConf
 from maml_hydra.report import ordered, plot, plot_curves, summarize_variants
 from maml_hydra.results import metaworld, stats
 from maml_hydra.results import paper as published
-from maml_hydra.results.records import RecordError
+from maml_hydra.results.records import RecordError, print_budgets
 from maml_hydra.results.records import read as read_record
 from maml_hydra.results.stats import fmt, mean_se, t95
 
@@ -51,18 +51,6 @@ PAPER = published.LOCOMOTION
 def over_seeds(values: dict[int, float]) -> tuple[float, float | None, int]:
     """mean and standard error over seeds (None with one seed), and the number of seeds."""
     return (*mean_se(values.values()), len(values))
-
-
-def print_budgets(records: list[dict]) -> None:
-    """The runs' budgets, one row each: iterations, env steps, training wall time, commit."""
-    print("\n| run | iterations | env steps | training wall time | commit |")
-    print("|---|---|---|---|---|")
-    for r in sorted(records, key=lambda r: (ordered([r["variant"]]), r["variant"], r["seed"])):
-        wall = f"{r['train_wall_s'] / 60:.0f} min" if r["train_wall_s"] else "-"
-        print(
-            f"| {r['variant']} seed {r['seed']} | {r['iterations']} | {r['env_steps']:,} | "
-            f"{wall} | {r['commit'][:7]} |"
-        )
 
 
 def load(folder: Path) -> list[dict]:
