@@ -182,12 +182,11 @@ class MAML:
 
     def sampling_dist(self, params: Params, batched: bool):
         """obs [T,E,D] -> (mean [T,E,A], log_std [T,A]) for shared or per-task params."""
-        policy_params = {k: v for k, v in params.items() if not k.startswith(LR_PREFIX)}
-        if batched:
-            return lambda obs: self.policy.at(policy_params, obs, per_task=True)
+        if batched:  # policy.at reads the policy's parameters by name, not learned step sizes
+            return lambda obs: self.policy.at(params, obs, per_task=True)
 
         def dist(obs: Tensor) -> tuple[Tensor, Tensor]:
-            mean, log_std = self.policy.at(policy_params, obs, per_task=False)
+            mean, log_std = self.policy.at(params, obs, per_task=False)
             return mean, log_std.expand(obs.shape[0], -1)
 
         return dist

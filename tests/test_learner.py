@@ -216,33 +216,43 @@ def test_sampling_plans_decide_rows_and_budgets_once():
     assert SamplingPlan.of("sequential", 6, 10, training=False) == SamplingPlan(6, 60)
 
 
-@pytest.mark.parametrize("activation", ["tanh", "relu", "elu"])
-@pytest.mark.parametrize("learn_std", [True, False])
-def test_the_samplers_policy_is_functional_call_to_the_bit(activation, learn_std):
+@pytest.mark.parametrize(
+    "activation,learn_std,hidden,rows",
+    [
+        ("tanh", True, [16, 8], 7),
+        ("relu", False, [16, 8], 7),
+        ("elu", True, [16, 8], 7),
+        ("tanh", True, [64, 64], 20),  # the sizes of the samplers' GEMMs: MKL's own kernels
+        ("relu", False, [100, 100], 20),
+    ],
+)
+def test_the_samplers_policy_is_functional_call_to_the_bit(activation, learn_std, hidden, rows):
     """``sampling_dist`` (``GaussianMLPPolicy.at``: one GEMM or batched GEMM per layer) against
     ``functional_call`` on the whole batch (vmapped over the tasks for per-task params), to the
     bit, so that rollouts are unchanged; and against the obvious computation, task by task, to
     rounding (a GEMM's blocking depends on its row count). Shared and per-task params, a learned
     and a fixed log_std."""
     torch.manual_seed(0)
-    policy = GaussianMLPPolicy(3, 2, [16, 8], activation, learn_std=learn_std)
-    learner = MAML(policy, InnerConfig(), 0.99, 1.0)
-    shared = {k: v.detach() for k, v in policy.named_parameters()}
+    policy = GaussianMLPPolicy(3, 2, hidden, activation, learn_std=learn_std)
+    learner = MAML(policy, InnerConfig(learn_lr=True), 0.99, 1.0)  # step sizes among the params
+    shared = dict(learner.layout.unflatten(learner.parameters().detach()))
+    assert any(k.startswith(LR_PREFIX) for k in shared)
     tasks = 5
     per_task = {k: v + 0.1 * torch.randn(tasks, *v.shape) for k, v in shared.items()}
-    obs = torch.randn(tasks, 7, 3)
+    obs = torch.randn(tasks, rows, 3)
     with torch.no_grad():
         for params, batched in ((shared, False), (per_task, True)):
             mean, log_std = learner.sampling_dist(params, batched)(obs)
-            assert mean.shape == (tasks, 7, 2) and log_std.shape == (tasks, 2)
+            assert mean.shape == (tasks, rows, 2) and log_std.shape == (tasks, 2)
+            own = {k: v for k, v in params.items() if not k.startswith(LR_PREFIX)}
             if batched:
-                whole = torch.func.vmap(lambda p, o: functional_call(policy, p, (o,)))(params, obs)
+                whole = torch.func.vmap(lambda p, o: functional_call(policy, p, (o,)))(own, obs)
             else:
-                whole = functional_call(policy, params, (obs,))
+                whole = functional_call(policy, own, (obs,))
             assert torch.equal(mean, whole[0])
             assert torch.equal(log_std, whole[1].expand(tasks, -1))
             for t in range(tasks):
-                one = {k: v[t] for k, v in params.items()} if batched else params
+                one = {k: v[t] for k, v in own.items()} if batched else own
                 want_mean, want_std = functional_call(policy, one, (obs[t],))
                 torch.testing.assert_close(mean[t], want_mean, rtol=1e-6, atol=1e-6)
                 assert torch.equal(log_std[t], want_std)
