@@ -274,7 +274,8 @@ def test_the_reproduction_script_trains_and_prints_both_tables(tmp_path):
     # mean over seeds
     table = results(*["seeds", str(run_dir), "--at", "1"])
     assert table.returncode == 0, table.stderr[-3000:]
-    own = json.loads((run_dir / "eval_results.json").read_text())["return_mean"]
+    own_summary = json.loads((run_dir / "eval_results.json").read_text())
+    own, own_per_task = own_summary["return_mean"], own_summary["return_per_task"]
     original = [s["mean"] for s in report["summary"]["maml"]["steps"]]
     cells = [" / ".join(f"{v:.2f}" for v in values) for values in (own, original)]
     assert f"| nav | {cells[0]} | {cells[1]} | " in table.stdout
@@ -285,7 +286,8 @@ def test_the_reproduction_script_trains_and_prints_both_tables(tmp_path):
     )
     assert exported.returncode == 0 and exported.stdout == table.stdout, exported.stderr
     record = json.loads((tmp_path / "exported" / "nav.json").read_text())
-    assert record["original_returns"] == next(iter(report["runs"].values()))["returns"]
+    assert record["original"]["returns"] == next(iter(report["runs"].values()))["returns"]
+    assert record["returns"] == own_per_task and record["at"]["iteration"] == 1
     assert record["env_steps"] > 0 and record["commit"] and "finite_difference" in record["config"]
     nav_json = str(tmp_path / "exported" / "nav.json")
     again = results(*["seeds", nav_json] + ["--at", "1", "--against", str(run_dir), str(run_dir)])
@@ -294,7 +296,8 @@ def test_the_reproduction_script_trains_and_prints_both_tables(tmp_path):
     (tmp_path / "b").mkdir()
     for k in (0, 1):  # two seeds, and the same two 1.0 lower on the original goals
         (tmp_path / "a" / f"seed{k}.json").write_text(json.dumps(record))
-        lower = {**record, "original": [v - 1.0 for v in record["original"]]}
+        rows = [[v - 1.0 for v in row] for row in record["original"]["returns"]]
+        lower = {**record, "original": {**record["original"], "returns": rows}}
         (tmp_path / "b" / f"seed{k}.json").write_text(json.dumps(lower))
     against = results(
         *["seeds", "--at", "1"]
@@ -305,7 +308,7 @@ def test_the_reproduction_script_trains_and_prints_both_tables(tmp_path):
     assert against.returncode == 0, against.stderr
     last = against.stdout.splitlines()[-1].split(" | ")
     assert last[0] == "| this minus --against, paired by run (2 pairs)"
-    steps = len(record["original"])
+    steps = len(record["returns"])
     assert last[1] == " / ".join(["+0.00 ± 0.00 (0 of 2)"] * steps)
     assert last[2] == " / ".join(["+1.00 ± 0.00 (2 of 2)"] * steps)
     missing = results(*["seeds", str(tmp_path)])

@@ -140,6 +140,44 @@ def test_a_result_file_of_another_shape_is_refused_with_one_line(tmp_path, conte
         assert says in lines[0] and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (None, None),
+        ({"original": {"tasks": []}}, "'original' has no 'returns'"),
+        ({"original": {"returns": [[1.0]]}}, "'original.returns' has another number of steps"),
+        ({"at": {"iteration": "50", "return_mean": [1.0]}}, "'at' has no iteration"),
+        ({"at": {"iteration": 50, "return_mean": [1.0]}}, "'at.return_mean' is not one number"),
+        ({"returns": [[1.0, 2.0, 4.0]] * 4}, None),  # any number of tasks: means are tabled
+    ],
+)
+def test_the_table_4_seed_files_are_result_files(tmp_path, change, says):
+    """``results seeds`` reads the same compact format as ``results table``, with the original
+    script's goals and the earlier iteration as its two optional fields; a file whose optional
+    fields have another shape is refused with one line naming the field."""
+    import json
+
+    good = ROOT / "docs" / "results" / "reproduce_nav" / "fvp_quarter" / "seed0.json"
+    record = json.loads(good.read_text())
+    path = tmp_path / "seed0.json"
+    path.write_text(json.dumps({**record, **(change or {})}))
+    done = results("seeds", path)
+    if says is not None:
+        assert done.returncode == 1 and done.stdout == ""
+        assert done.stderr.strip().splitlines() == [done.stderr.strip()] and says in done.stderr
+        assert str(path) in done.stderr
+        return
+    assert done.returncode == 0, done.stderr
+    (row,) = [line for line in done.stdout.splitlines() if line.startswith("| seed0 |")]
+    held_out, original, at = row.split(" | ")[1:4]
+    means = [sum(r) / len(r) for r in (change or record)["returns"]]
+    assert held_out == " / ".join(f"{v:.2f}" for v in means)
+    originals = [sum(r) / len(r) for r in record["original"]["returns"]]
+    assert original == " / ".join(f"{v:.2f}" for v in originals)
+    assert at.strip(" |") == " / ".join(f"{v:.2f}" for v in record["at"]["return_mean"])
+    assert results("table", tmp_path).returncode == 0  # and `table` reads it as any other
+
+
 def test_the_meta_world_table_refuses_other_families_with_one_line():
     folder = ROOT / "docs" / "results" / "paper" / "halfcheetah_dir"
     done = results("table", "--metaworld", folder)

@@ -35,6 +35,12 @@ from maml_hydra.rundir import checkpoint_path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def head_commit() -> str:
+    """The checkout's commit, for checkpoints that record none."""
+    git = ["git", "rev-parse", "HEAD"]
+    return subprocess.run(git, cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+
 def export(sweep: Path, out: Path, commit: str) -> list[Path]:
     results_path = sweep / "eval" / "results.json"
     if not results_path.is_file():
@@ -78,44 +84,44 @@ def export(sweep: Path, out: Path, commit: str) -> list[Path]:
     return written
 
 
+def run_record(run: Path, commit: str, variant: str | None = None) -> dict:
+    """One run's record from its own final evaluation (``eval_results.json``, written at the
+    end of training at the run's own eval settings and step sizes)."""
+    summary_path = run / "eval_results.json"
+    if not summary_path.is_file():
+        raise SystemExit(f"error: {summary_path}: missing; the run did not finish")
+    try:
+        state = load_checkpoint(checkpoint_path(run))
+    except CheckpointError as err:
+        raise SystemExit(f"error: {err}") from None
+    summary = json.loads(summary_path.read_text())
+    config = OmegaConf.create(state["config"])
+    seconds, curve = training_log(run)
+    evaluation = OmegaConf.to_container(config.eval, resolve=True)
+    lrs = summary.get("eval_lrs") or evaluation["lrs"]
+    return {
+        "family": config.env.name,
+        "variant": variant or config.baseline.name,
+        "seed": config.seed,
+        "commit": state.get("commit") or commit,
+        "commits": state.get("commits") or [state.get("commit") or commit],
+        "config": OmegaConf.to_yaml(config),
+        "iterations": summary["iteration"],
+        "env_steps": summary["env_steps"],
+        "train_wall_s": round(seconds, 1),
+        "eval": {**evaluation, "lrs": lrs},
+        "tasks": evaluation["tasks"],
+        "returns": summary["return_per_task"],  # [gradient steps + 1][tasks]
+        "curve": curve,
+        **optional(summary),
+    }
+
+
 def export_runs(
     runs: list[Path], out: Path, commit: str, suffix: str = "", variant: str | None = None
 ) -> list[Path]:
-    """One record per run from its own final evaluation (``eval_results.json``, written at the
-    end of training at the run's own eval settings and step sizes)."""
-    out.mkdir(parents=True, exist_ok=True)
-    records = []
-    for run in runs:
-        summary_path = run / "eval_results.json"
-        if not summary_path.is_file():
-            raise SystemExit(f"error: {summary_path}: missing; the run did not finish")
-        try:
-            state = load_checkpoint(checkpoint_path(run))
-        except CheckpointError as err:
-            raise SystemExit(f"error: {err}") from None
-        summary = json.loads(summary_path.read_text())
-        config = OmegaConf.create(state["config"])
-        seconds, curve = training_log(run)
-        evaluation = OmegaConf.to_container(config.eval, resolve=True)
-        lrs = summary.get("eval_lrs") or evaluation["lrs"]
-        records.append(
-            {
-                "family": config.env.name,
-                "variant": variant or config.baseline.name,
-                "seed": config.seed,
-                "commit": state.get("commit") or commit,
-                "commits": state.get("commits") or [state.get("commit") or commit],
-                "config": OmegaConf.to_yaml(config),
-                "iterations": summary["iteration"],
-                "env_steps": summary["env_steps"],
-                "train_wall_s": round(seconds, 1),
-                "eval": {**evaluation, "lrs": lrs},
-                "tasks": evaluation["tasks"],
-                "returns": summary["return_per_task"],  # [gradient steps + 1][tasks]
-                "curve": curve,
-                **optional(summary),
-            }
-        )
+    """One record per run (``run_record``), written only once every run could be read."""
+    records = [run_record(run, commit, variant) for run in runs]
     # one variant and seed at several step sizes (random init at 1.0 and 0.5): told apart by
     # the first step size in the file name; any other clash is refused before anything is written
     keys = [(r["variant"], r["seed"]) for r in records]
@@ -126,6 +132,7 @@ def export_runs(
     clash = next((p for p in paths if paths.count(p) > 1), None)
     if clash is not None:
         raise SystemExit(f"error: {clash}: two of the runs would be written to it")
+    out.mkdir(parents=True, exist_ok=True)
     for record, path in zip(records, paths, strict=True):  # every run could be read
         path.write_text(json.dumps(check_record(record, path), indent=1) + "\n")
     return paths
@@ -222,12 +229,7 @@ def main(argv: list[str] | None = None) -> None:
         help="for checkpoints that record no commit (default: git rev-parse HEAD)",
     )
     args = parser.parse_args(argv)
-    commit = (
-        args.commit
-        or subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-    )
+    commit = args.commit or head_commit()
     if args.runs is not None:
         if args.sweep is not None:
             parser.error("give either SWEEP or --runs")

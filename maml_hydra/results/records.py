@@ -27,11 +27,15 @@ FIELDS: dict[str, type | tuple[type, ...]] = {
     "eval": dict,  # the held-out settings: tasks, episodes, step sizes, seed
     "returns": list,  # [gradient steps + 1][tasks]
 }
-# fields only some families' runs have: the held-out success rate (Meta-World), laid out as
-# "returns", and Meta-World's own evaluation of the final policy (eval_results.json's)
+# fields only some runs have: the held-out success rate (Meta-World), laid out as "returns";
+# Meta-World's own evaluation of the final policy (eval_results.json's); and, for the Table 4
+# reproduction (``results seeds --export``), the original evaluation script's goals and the
+# held-out returns at an earlier iteration
 OPTIONAL_FIELDS: dict[str, type | tuple[type, ...]] = {
     "success": list,  # [gradient steps + 1][tasks], each in [0, 1]
     "metaworld_protocol": dict,
+    "original": dict,  # {"settings", "tasks", "returns": [gradient steps + 1][tasks]}
+    "at": dict,  # {"iteration", "return_mean": [gradient steps + 1]}
 }
 TRIAL_FIELDS: dict[str, type | tuple[type, ...]] = {
     "params": dict,
@@ -62,18 +66,14 @@ def check(record, where: str | Path) -> dict:
         if key in record and (isinstance(record[key], bool) or not isinstance(record[key], kind)):
             raise RecordError(f"{where}: {key!r} is a {_kind(record[key])}")
     returns = record["returns"]
-    rows_ok = returns and all(isinstance(row, list) and row for row in returns)
-    if not rows_ok or len({len(row) for row in returns}) != 1:
-        raise RecordError(f"{where}: 'returns' is not a list of equal, non-empty rows per step")
-    if not all(isinstance(v, Real) and not isinstance(v, bool) for row in returns for v in row):
-        raise RecordError(f"{where}: 'returns' holds a value that is not a number")
+    _check_table(returns, where, "'returns'")
     if "success" in record:
         success = record["success"]
         same = [len(row) if isinstance(row, list) else -1 for row in success]
         if same != [len(row) for row in returns]:
             raise RecordError(f"{where}: 'success' is not laid out as 'returns' (steps x tasks)")
         numbers = [v for row in success for v in row]
-        if not all(isinstance(v, Real) and not isinstance(v, bool) for v in numbers):
+        if not all(_number(v) for v in numbers):
             raise RecordError(f"{where}: 'success' holds a value that is not a number")
         if not all(0 <= v <= 1 for v in numbers):
             raise RecordError(f"{where}: 'success' holds a rate outside [0, 1]")
@@ -81,7 +81,39 @@ def check(record, where: str | Path) -> dict:
         rate = record["metaworld_protocol"].get("success_rate")
         if isinstance(rate, bool) or not isinstance(rate, Real) or not 0 <= rate <= 1:
             raise RecordError(f"{where}: 'metaworld_protocol' has no success rate in [0, 1]")
+    if "original" in record:
+        original = record["original"]
+        if not isinstance(original.get("returns"), list):
+            raise RecordError(f"{where}: 'original' has no 'returns'")
+        _check_table(original["returns"], where, "'original.returns'")
+        if len(original["returns"]) != len(returns):
+            raise RecordError(f"{where}: 'original.returns' has another number of steps")
+    if "at" in record:
+        at, means = record["at"], record["at"].get("return_mean")
+        if isinstance(at.get("iteration"), bool) or not isinstance(at.get("iteration"), int):
+            raise RecordError(f"{where}: 'at' has no iteration")
+        numbers = isinstance(means, list) and all(_number(v) for v in means)
+        if not numbers or len(means) != len(returns):
+            raise RecordError(f"{where}: 'at.return_mean' is not one number per step")
     return record
+
+
+def _number(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _check_table(rows, where, name: str) -> None:
+    """``rows`` is [gradient steps + 1][tasks] of numbers, every row as long."""
+    rows_ok = rows and all(isinstance(row, list) and row for row in rows)
+    if not rows_ok or len({len(row) for row in rows}) != 1:
+        raise RecordError(f"{where}: {name} is not a list of equal, non-empty rows per step")
+    if not all(_number(v) for row in rows for v in row):
+        raise RecordError(f"{where}: {name} holds a value that is not a number")
+
+
+def step_means(rows: list[list[float]]) -> list[float]:
+    """The mean over tasks after each gradient step."""
+    return [sum(row) / len(row) for row in rows]
 
 
 def read(path: Path) -> dict:

@@ -10,12 +10,13 @@ goals at its last iteration (eval_results.json), on the original evaluation scri
 and the standard error over seeds, over all of them and over those that did not diverge (a
 pre-update held-out return above ``--diverged-below``).
 
-``--export DIR`` writes one compact ``<run>.json`` per run directory (those three columns, the
-per-task returns, the config and commit from the checkpoint, env steps and training wall
-time); such files stand in for run directories on the command line, so the tables can be made
-again from committed files. ``--against`` names a second set (run directories or files) and
-adds the paired differences, this set minus that one, matched by run name (seed0 with seed0):
-mean ± s.e. over the pairs, and how many pairs gained.
+``--export DIR`` writes one ``<run>.json`` per run directory in the compact result format
+(``records``: the held-out returns per step and task, the config and commit from the checkpoint,
+env steps and training wall time), with the original script's per-task returns (``original``)
+and the held-out means at ``--at`` (``at``); such files stand in for run directories on the
+command line, so the tables can be made again from committed files. ``--against`` names a
+second set (run directories or files) and adds the paired differences, this set minus that
+one, matched by run name (seed0 with seed0): mean ± s.e. over the pairs, and how many gained.
 """
 
 from __future__ import annotations
@@ -25,13 +26,12 @@ import json
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from maml_hydra.checkpoint import CheckpointError, load_checkpoint
 from maml_hydra.results import paper as published
+from maml_hydra.results.export import head_commit, run_record
+from maml_hydra.results.records import RecordError, check, step_means
+from maml_hydra.results.records import read as read_record
 from maml_hydra.results.stats import mean_se, paired_lists
-from maml_hydra.results.tensorboard import eval_at, training_log
-from maml_hydra.rundir import checkpoint_path
+from maml_hydra.results.tensorboard import eval_at
 
 COLUMNS = ("held_out", "original", "at")  # a row's columns, as the table prints them
 
@@ -56,52 +56,52 @@ def name(path: Path) -> str:
 def row(path: Path, at: int) -> dict:
     """The three columns of a run directory, or of a file --export wrote."""
     if path.suffix == ".json":
-        record = read_json(path)
-        for key in ("held_out", "original", "iteration"):
-            if key not in record:
-                fail(f"{path}: no {key!r} (not a file of seed_table.py --export)")
-        return {**record, "at": record.get("at") if record.get("at_iteration") == at else None}
+        try:
+            record = read_record(path)
+        except RecordError as err:
+            fail(str(err))
+        if "original" not in record:
+            fail(f"{path}: no 'original' (not a file of results seeds --export)")
+        earlier = record.get("at", {})
+        return {
+            "held_out": step_means(record["returns"]),
+            "original": step_means(record["original"]["returns"]),
+            "at": earlier["return_mean"] if earlier.get("iteration") == at else None,
+            "iteration": record["iterations"],
+        }
     own = read_json(path / "eval_results.json")
     goals = read_json(path / "eval" / "results.json")
     try:
-        original = [s["mean"] for s in goals["summary"]["maml"]["steps"]]
-    except KeyError:
-        fail(f"{path / 'eval' / 'results.json'}: no summary.maml.steps")
-    return {
-        "held_out": own["return_mean"],
-        "original": original,
+        (entry,) = goals["runs"].values()
+    except (KeyError, ValueError):
+        fail(f"{path / 'eval' / 'results.json'}: not the report of this one run")
+    return {  # as a file --export writes gives them: means of the per-task returns
+        "held_out": step_means(own["return_per_task"]),
+        "original": step_means(entry["returns"]),
         "at": eval_at(path, at),
         "iteration": own["iteration"],
     }
 
 
-def export(run_dir: Path, columns: dict, at: int, out: Path) -> Path:
-    """``<out>/<run>.json``: the run's columns (``row``'s), per-task returns, config, commit,
-    env steps and training wall time (the sum of TensorBoard's ``time/iteration``)."""
-    try:
-        state = load_checkpoint(checkpoint_path(run_dir))
-    except CheckpointError as err:
-        fail(str(err))
-    own = read_json(run_dir / "eval_results.json")
+def record(run_dir: Path, columns: dict, at: int, out: Path) -> tuple[Path, dict]:
+    """``<out>/<run>.json`` and what it is to hold: the run's record (``export.run_record``)
+    with the original script's per-task returns and the held-out means at iteration ``at``."""
     report = read_json(run_dir / "eval" / "results.json")
     (entry,) = report["runs"].values()
-    record = {
-        **columns,
-        "at_iteration": at,
-        "env_steps": int(state["env_steps"]),
-        "train_wall_s": round(training_log(run_dir)[0], 1),
-        "commit": state.get("commit"),
-        "config": OmegaConf.to_yaml(OmegaConf.create(state["config"])),
-        "held_out_eval_lrs": own.get("eval_lrs"),
-        "held_out_returns": own["return_per_task"],  # [gradient steps + 1][tasks]
-        "original_settings": report["settings"],
-        "original_tasks": entry["tasks"],
-        "original_returns": entry["returns"],  # [gradient steps + 1][tasks]
+    fields = {
+        **run_record(run_dir, head_commit()),
+        "original": {
+            "settings": report["settings"],
+            "tasks": entry["tasks"],
+            "returns": entry["returns"],  # [gradient steps + 1][tasks]
+        },
+        **({"at": {"iteration": at, "return_mean": columns["at"]}} if columns["at"] else {}),
     }
-    out.mkdir(parents=True, exist_ok=True)
     path = out / f"{run_dir.name}.json"
-    path.write_text(json.dumps(record, indent=1) + "\n")
-    return path
+    try:
+        return path, check(fields, path)
+    except RecordError as err:
+        fail(str(err))
 
 
 def fmt(values: list[float] | None) -> str:
@@ -155,11 +155,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rows = load(args.runs, args.at)
     others = load(args.against, args.at) if args.against else None
-    if args.export:
-        for path in args.runs:
-            if path.is_dir():
-                written = export(path, rows[name(path)], args.at, args.export)
-                print(f"wrote {written}", file=sys.stderr)
+    if args.export:  # every run is read before anything is written
+        runs = [path for path in args.runs if path.is_dir()]
+        files = [record(path, rows[name(path)], args.at, args.export) for path in runs]
+        args.export.mkdir(parents=True, exist_ok=True)
+        for path, fields in files:
+            path.write_text(json.dumps(fields, indent=1) + "\n")
+            print(f"wrote {path}", file=sys.stderr)
     iterations = sorted({r["iteration"] for r in rows.values()})
     print(
         f"| run | held-out goals, iteration {'/'.join(map(str, iterations))} "

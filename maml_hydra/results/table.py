@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> None:
     results = {"runs": {f"{r['variant']}_seed{r['seed']}": r for r in records}}
     summary = summarize_variants(results)
     steps = max(len(s["steps"]) for s in summary.values())
-    num_tasks = len(records[0]["tasks"])
+    num_tasks = len(records[0]["returns"][0])
     print(
         f"### {family}: held-out return on {num_tasks} tasks, mean ± s.e. over seeds (over "
         "tasks where one seed)\n"
