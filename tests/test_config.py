@@ -244,8 +244,21 @@ def test_every_experiment_composes_with_every_algorithm(experiment, algorithm):
     assert cfg.algorithm.name == algorithm
     special = CONF / "experiment_algorithm" / f"{experiment}_{algorithm}.yaml"
     if special.exists():
-        for key, value in OmegaConf.load(special).items():
+        for key, value in algorithm_keys(special).items():
             assert getattr(cfg.algorithm, key) == value, f"{special.name}: {key}"
+
+
+def algorithm_keys(path) -> dict:
+    """The keys an experiment_algorithm file sets: those of the shared files its defaults list
+    names (conf/experiment_algorithm_base/, placed @_here_), then its own."""
+    node = OmegaConf.to_container(OmegaConf.load(path))
+    keys = {}
+    for entry in node.pop("defaults", []):
+        if entry != "_self_":
+            name, _, package = entry.partition("@")
+            assert package == "_here_", f"{path.name}: {entry}"
+            keys.update(OmegaConf.to_container(OmegaConf.load(CONF / f"{name.lstrip('/')}.yaml")))
+    return {**keys, **node}
 
 
 @pytest.mark.parametrize("path", sorted((CONF / "experiment_algorithm").glob("*.yaml")), ids=str)
@@ -253,7 +266,7 @@ def test_every_experiment_algorithm_file_names_an_experiment_and_an_algorithm(pa
     experiment, _, algorithm = path.stem.rpartition("_")
     assert experiment in EXPERIMENTS and algorithm in ALGORITHMS, path.name
     default = ConfigStore.instance().load(f"algorithm/base_{algorithm}.yaml").node
-    for key, value in OmegaConf.load(path).items():
+    for key, value in algorithm_keys(path).items():
         assert key in default and default[key] != value, f"{path.name}: {key}"
 
 
