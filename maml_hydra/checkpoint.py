@@ -220,7 +220,7 @@ def claim_run_dir(run_dir: str | os.PathLike) -> None:
 
 
 def prepare_run_dir(cfg: Config, run_dir: Path) -> None:
-    """Before a training writes anything (``config.ValidateOnStart``, ``cfg`` checked): a
+    """Before a training writes anything (``hydra_glue``'s callback, ``cfg`` checked): a
     checkpoint in ``run_dir`` (resumed, or continued as a requeued job does) must load and fit
     ``cfg``; then this process owns the directory, so that a second run into it is refused.
     Raises CheckpointError, having changed nothing."""

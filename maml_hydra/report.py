@@ -23,14 +23,13 @@ from maml_hydra.checkpoint import (
     write_atomic,
 )
 from maml_hydra.config import Config, EvaluateConfig
+from maml_hydra.results.records import ordered
 from maml_hydra.results.stats import mean_se
 from maml_hydra.rundir import CHECKPOINT, checkpoint_path
 from maml_hydra.sampling import SamplingPlan
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
-VARIANT_ORDER = ("maml", "pretrained", "random", "oracle")
 
 
 class EvaluationError(RuntimeError):
@@ -115,16 +114,6 @@ def summarize_variants(results: dict) -> dict:
             rows.append({"mean": mean, "stderr": stderr or 0.0, "n": len(runs), "over": over})
         summary[variant] = {"steps": rows, "seeds": len(per_run)}
     return summary
-
-
-def ordered(variants) -> list[str]:
-    """maml first, oracle last; maml_trpo, maml_ppo, ... (one per algorithm) with maml."""
-
-    def key(variant: str) -> tuple[int, str]:
-        base = variant.split("_")[0]
-        return (VARIANT_ORDER.index(base) if base in VARIANT_ORDER else 99, variant)
-
-    return sorted(variants, key=key)
 
 
 def write_markdown(

@@ -324,8 +324,8 @@ def test_plus_experiment_composes_the_experiment(tmp_path):
 
 
 def test_a_config_error_is_refused_before_torch_is_imported(tmp_path):
-    """The error path stays lean (issue: a config error within 1.5 s on 2 cores): neither the
-    Hydra plugins nor the checks import torch before the one line is printed."""
+    """The error path stays lean (a config error answers within a second or so on 2 cores):
+    neither the Hydra plugins nor the checks import torch before the one line is printed."""
     code = (
         "import runpy, sys\n"
         "sys.argv = ['train', 'inner.lr=-1']\n"

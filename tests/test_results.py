@@ -183,3 +183,36 @@ def test_the_meta_world_table_refuses_other_families_with_one_line():
     done = results("table", "--metaworld", folder)
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.strip() == f"error: {folder}: not every run is of env=metaworld"
+
+
+def test_paired_rows_are_over_seeds_and_refuse_files_that_do_not_pair(tmp_path):
+    """``results paired``: the difference of each seed's mean over its tasks, with the standard
+    error over the seeds (textbook formulas on the committed files); over tasks with one pair,
+    and said so. A pair of other seeds or other tasks is refused with one line."""
+    import json
+
+    R = ROOT / "docs" / "results"
+    tuned = [R / "halfcheetah_dir_tuned" / f"maml_seed{s}.json" for s in (0, 1, 2)]
+    defaults = [R / "algorithms" / "halfcheetah_dir" / f"maml_promp_seed{s}.json" for s in (0, 1)]
+    defaults.append(R / "algorithms" / "halfcheetah_dir" / "maml_promp_seed2.json")
+    a, b = ",".join(map(str, tuned)), ",".join(map(str, defaults))
+    done = results("paired", "--steps", "1", "--row", "tuned", a, b)
+    assert done.returncode == 0, done.stderr
+    row = done.stdout.splitlines()[-1].split(" | ")
+    per_seed = []
+    for x, y in zip(tuned, defaults, strict=True):
+        this, other = (json.loads(p.read_text())["returns"][1] for p in (x, y))
+        per_seed.append(sum(t - o for t, o in zip(this, other, strict=True)) / len(this))
+    mean, se = stats.mean_se(per_seed)
+    assert row[3] == f"{mean:+.2f} ± {se:.2f}" and row[4] == "3 seeds |"
+    one = results("paired", "--row", "seed 0", str(tuned[0]), str(defaults[0]))
+    assert one.returncode == 0 and one.stdout.splitlines()[-1].endswith("| 40 tasks |")
+    for this, other, says in [
+        (str(tuned[0]), str(defaults[1]), "its seed is 1, its pair's 0"),
+        (a, str(defaults[0]), "pairs its files in order: 3 against 1"),
+        (str(tuned[0]), str(R / "paper" / "halfcheetah_dir" / "maml_seed0.json"), "same held-out"),
+    ]:
+        refused = results("paired", "--row", "x", this, other)
+        assert refused.returncode == 1 and refused.stdout == ""
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and says in lines[0], lines

@@ -3,6 +3,7 @@
 - ``table``: a family's tables and plot from its committed result files (``--bars``,
   ``--paper``, ``--search`` for the cross-family, paper-scale and search views);
 - ``seeds``: Table 4 numbers of several 2D-navigation seeds, per seed and averaged;
+- ``paired``: differences between two sets of result files, paired per seed;
 - ``export``: compact result files from runs, an evaluation report or an Optuna search;
 - ``summary``: one run's TensorBoard curves as a Markdown table;
 - ``docs``: regenerate (or ``--check``) the generated tables in the docs.
@@ -18,6 +19,7 @@ import sys
 COMMANDS = {
     "table": "maml_hydra.results.table",
     "seeds": "maml_hydra.results.seeds",
+    "paired": "maml_hydra.results.paired",
     "export": "maml_hydra.results.export",
     "summary": "maml_hydra.results.summary",
     "docs": "maml_hydra.results.docs",

@@ -28,7 +28,11 @@ BLOCK = re.compile(r"(<!-- generated: (.+?) -->\n)(.*?)(<!-- end generated -->)"
 DEFAULT_FILES = ("README.md", "docs/*.md")
 
 
-READ_ONLY = ("table", "seeds")  # the commands a block may name: they print and write nothing
+READ_ONLY = (
+    "table",
+    "seeds",
+    "paired",
+)  # the commands a block may name: they print and write nothing
 WRITES = ("--plot", "--curves", "--export")
 
 

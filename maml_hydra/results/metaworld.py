@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import torch
 
-from maml_hydra.report import ordered, summarize_variants
+from maml_hydra.report import summarize_variants
 from maml_hydra.results import stats
-from maml_hydra.results.records import print_budgets
+from maml_hydra.results.records import ordered, print_budgets
 from maml_hydra.results.stats import fmt, mean_se
 
 # Published MAML success rates, with where each was read. Only numbers that a stored source

@@ -13,8 +13,6 @@ import json
 from numbers import Real
 from pathlib import Path
 
-from maml_hydra.report import ordered
-
 FIELDS: dict[str, type | tuple[type, ...]] = {
     "family": str,
     "variant": str,
@@ -42,6 +40,19 @@ TRIAL_FIELDS: dict[str, type | tuple[type, ...]] = {
     "objective": (int, float),
     "objective_step": int,
 }
+
+
+VARIANT_ORDER = ("maml", "pretrained", "random", "oracle")  # how tables list the variants
+
+
+def ordered(variants) -> list[str]:
+    """maml first, oracle last; maml_trpo, maml_ppo, ... (one per algorithm) with maml."""
+
+    def key(variant: str) -> tuple[int, str]:
+        base = variant.split("_")[0]
+        return (VARIANT_ORDER.index(base) if base in VARIANT_ORDER else 99, variant)
+
+    return sorted(variants, key=key)
 
 
 class RecordError(ValueError):

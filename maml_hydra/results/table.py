@@ -38,10 +38,10 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from maml_hydra.report import ordered, plot, plot_curves, summarize_variants
+from maml_hydra.report import plot, plot_curves, summarize_variants
 from maml_hydra.results import metaworld, stats
 from maml_hydra.results import paper as published
-from maml_hydra.results.records import RecordError, print_budgets
+from maml_hydra.results.records import RecordError, ordered, print_budgets
 from maml_hydra.results.records import read as read_record
 from maml_hydra.results.stats import fmt, mean_se, t95
 
@@ -66,7 +66,8 @@ def load(folder: Path) -> list[dict]:
 def paired(a: torch.Tensor, b: torch.Tensor, seeds: int = 1) -> str:
     """mean ± s.e. of a - b, paired per seed (per task with one seed), and mean / s.e."""
     mean, se, unit = stats.paired(a, b, seeds)
-    return f"{mean:+.2f} ± {se:.2f} ({mean / se:.1f} s.e., n = {unit})"
+    ratio = f"{mean / se:.1f} s.e." if se else "no spread"
+    return f"{mean:+.2f} ± {se:.2f} ({ratio}, n = {unit})"
 
 
 def by_seed(records: list[dict]) -> dict[int, torch.Tensor]:

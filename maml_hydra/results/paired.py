@@ -1,0 +1,94 @@
+"""Paired differences of held-out return between two sets of result files, one row per
+comparison:
+
+    python -m maml_hydra.results paired [--steps 1 2 3] \\
+        --row LABEL THIS.json[,THIS2.json...] OTHER.json[,OTHER2.json...] [--row ...]
+
+The files of a row pair in order, the i-th of THIS with the i-th of OTHER, and a pair must
+share its family, seed and held-out tasks (checked; a pair that does not is refused with one
+line). The seed is the unit: with several pairs the difference is the mean over them of each
+seed's mean difference over its tasks, with its standard error over the seeds; with a single
+pair it is over that seed's tasks, and the table says so (tasks within a seed are not
+independent samples, so such an error leaves out the seed-to-seed variation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from maml_hydra.results.records import RecordError, read
+from maml_hydra.results.stats import mean_se, paired
+
+
+def fail(message: str) -> None:
+    sys.exit(f"error: {message}")
+
+
+def load_pairs(this: str, other: str) -> list[tuple[dict, dict]]:
+    """The row's records, paired in order, each pair checked to share family, seed and tasks."""
+    paths = [[Path(p) for p in side.split(",") if p] for side in (this, other)]
+    if not paths[0] or len(paths[0]) != len(paths[1]):
+        fail(f"a row pairs its files in order: {len(paths[0])} against {len(paths[1])}")
+    try:
+        records = [[read(p) for p in side] for side in paths]
+    except RecordError as err:
+        fail(str(err))
+    pairs = list(zip(*records, strict=True))
+    for (a, b), path in zip(pairs, paths[1], strict=True):
+        for key in ("family", "seed"):
+            if a[key] != b[key]:
+                fail(f"{path}: its {key} is {b[key]!r}, its pair's {a[key]!r}")
+        drawn = [(r.get("tasks"), r["eval"].get("seed"), len(r["returns"][0])) for r in (a, b)]
+        if drawn[0] != drawn[1]:  # the tasks themselves, or the draw that made them
+            fail(f"{path}: not the same held-out tasks as its pair")
+    return pairs
+
+
+def cells(pairs: list[tuple[dict, dict]], step: int) -> tuple[str, str, str, str]:
+    """This set's mean, the other's, the paired difference after ``step`` gradient steps, and
+    what its standard error is over."""
+    for a, b in pairs:
+        for record in (a, b):
+            if step >= len(record["returns"]):
+                fail(f"a record of seed {record['seed']} has no step {step}")
+    this = torch.tensor([a["returns"][step] for a, _ in pairs], dtype=torch.float64)
+    other = torch.tensor([b["returns"][step] for _, b in pairs], dtype=torch.float64)
+    mean, se, unit = paired(this.flatten(), other.flatten(), seeds=len(pairs))
+
+    def level(values: torch.Tensor) -> str:
+        m, s = mean_se(values.mean(1).tolist())
+        return f"{m:.2f}" if s is None else f"{m:.2f} ± {s:.2f}"
+
+    return level(this), level(other), f"{mean:+.2f} ± {se:.2f}", unit
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m maml_hydra.results paired", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--row",
+        nargs=3,
+        action="append",
+        required=True,
+        metavar=("LABEL", "THIS", "OTHER"),
+        help="a comparison: its label, then two comma-separated lists of result files",
+    )
+    parser.add_argument("--steps", type=int, nargs="+", default=[1], help="gradient steps")
+    args = parser.parse_args(argv)
+    rows = [(label, load_pairs(this, other)) for label, this, other in args.row]
+    steps = "/".join(map(str, args.steps))
+    header = ("this", "other", "this minus other, paired", "s.e. over")
+    print(f"| comparison (after {steps} steps) | " + " | ".join(header) + " |")
+    print("|---|---|---|---|---|")
+    for label, pairs in rows:
+        *columns, (unit, *_) = zip(*(cells(pairs, k) for k in args.steps), strict=True)
+        print(f"| {label} | " + " | ".join(" / ".join(c) for c in columns) + f" | {unit} |")
+
+
+if __name__ == "__main__":
+    main()
