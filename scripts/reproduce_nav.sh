@@ -2,7 +2,8 @@
 # Reproduce the MAML paper's 2D navigation result (Table 4): `experiment=reproduce_nav`
 # (conf/experiment/reproduce_nav.yaml holds and explains the settings), then 40 held-out tasks
 # adapted with 0..3 gradient steps twice: on the run's own held-out goals and on the 40 goals of
-# the original evaluation script (numpy seed 1, uniform in the box).
+# the original evaluation script (numpy seed 1, uniform in the box); then the table of
+# `python -m maml_hydra.results seeds` for the run.
 # Usage: bash scripts/reproduce_nav.sh [ITERATIONS] [extra overrides...]
 set -euo pipefail
 # The whole script is one function, called on its last line: bash parses all of it before any
@@ -25,19 +26,9 @@ done
 GOALS=$($PY -c "import numpy as np; np.random.seed(1); print(np.random.uniform(-0.5, 0.5, size=(40, 2)).tolist())" | tr -d ' ')
 $PY -m maml_hydra.evaluate "$RUN_DIR" "eval.tasks=$GOALS" ${EVAL_ARGS[@]+"${EVAL_ARGS[@]}"} \
   include_random=false progress=false >/dev/null
-$PY - "$RUN_DIR" "$((end - start))" <<'PY'
-import json, sys
-run_dir, seconds = sys.argv[1], int(sys.argv[2])
-own = json.load(open(f"{run_dir}/eval_results.json"))
-paper_goals = json.load(open(f"{run_dir}/eval/results.json"))["summary"]["maml"]["steps"]
-paper = [-40.41, -11.68, -3.33, -3.23]
-print(f"\n2D navigation, {own['iteration']} meta-iterations, {own['env_steps']} env steps, {seconds} s wall")
-print("| gradient steps | run's held-out goals (mean ± s.e., 40 tasks) | original script's 40 goals | MAML paper, Table 4 |")
-print("|---|---|---|---|")
-for k, (m, s) in enumerate(zip(own["return_mean"], own["return_stderr"])):
-    g = paper_goals[k]
-    print(f"| {k} | {m:.2f} ± {s:.2f} | {g['mean']:.2f} ± {g['stderr']:.2f} | {paper[k] if k < len(paper) else '-'} |")
-print(f"\nrun directory: {run_dir}")
-PY
+echo
+echo "2D navigation reproduction: $((end - start)) s of wall time for training, in $RUN_DIR"
+# the Table 4 columns, beside the paper's numbers (maml_hydra/results/paper.py)
+$PY -m maml_hydra.results seeds "$RUN_DIR"
 }
 main "$@"; exit  # on the line that runs main: nothing after it is read

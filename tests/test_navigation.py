@@ -260,9 +260,9 @@ def test_the_reproduction_script_trains_and_prints_both_tables(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "EDITED" not in result.stdout and script.read_text().startswith("echo EDITED")
-    assert "2D navigation, 2 meta-iterations" in result.stdout
-    rows = [line for line in result.stdout.splitlines() if line.startswith("| 3 |")]
-    assert len(rows) == 1 and rows[0].endswith("| -3.23 |")
+    assert "2D navigation reproduction: " in result.stdout and str(run_dir) in result.stdout
+    # the run's row and the paper's, as `results seeds` prints them (compared below)
+    assert "| MAML paper, Table 4 | | -40.41 / -11.68 / -3.33 / -3.23 | |" in result.stdout
     report = json.loads((run_dir / "eval" / "results.json").read_text())
     assert report["settings"]["lrs"] == [0.2, 0.1]  # the run's step sizes on the original goals too
     cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
@@ -274,6 +274,7 @@ def test_the_reproduction_script_trains_and_prints_both_tables(tmp_path):
     # mean over seeds
     table = results(*["seeds", str(run_dir), "--at", "1"])
     assert table.returncode == 0, table.stderr[-3000:]
+    assert results("seeds", str(run_dir)).stdout in result.stdout  # the script's own table
     own_summary = json.loads((run_dir / "eval_results.json").read_text())
     own, own_per_task = own_summary["return_mean"], own_summary["return_per_task"]
     original = [s["mean"] for s in report["summary"]["maml"]["steps"]]
