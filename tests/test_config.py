@@ -20,7 +20,7 @@ from maml_hydra.config import (
     to_config,
 )
 from maml_hydra.runtime import check_config
-from tests.helpers import CONF, TINY, cli, compose_config, make_config, run_cli
+from tests.helpers import CONF, TINY, cli, compose_config, make_config
 
 GROUPS = ("env", "algorithm", "inner", "baseline")
 
@@ -318,7 +318,7 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path, override, expected)
 
 
 def test_plus_experiment_composes_the_experiment(tmp_path):
-    result = run_cli(["+experiment=reproduce_nav", "--cfg", "job"], cwd=tmp_path)
+    result = cli(["+experiment=reproduce_nav", "--cfg", "job"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "hvp: finite_difference" in result.stdout and "sampling: steps" in result.stdout
 

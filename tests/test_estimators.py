@@ -14,7 +14,7 @@ from maml_hydra.learner import MAML
 from maml_hydra.meta_optimizers import ProMP, clipped_surrogate_loss, inner_kls, pre_update_kl
 from maml_hydra.policy import GaussianMLPPolicy, gaussian_log_prob
 from maml_hydra.sampling import Trajectories
-from tests.helpers import TINY_BASELINES, build, run_cli
+from tests.helpers import TINY_BASELINES, build, cli
 
 ESTIMATORS = [e.value for e in Estimator]
 
@@ -173,7 +173,7 @@ def test_promp_adapts_its_kl_coefficients_towards_the_target():
 def test_promp_sweeps_over_baselines_and_logs_what_ran(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["-m", "algorithm=promp", "baseline=maml,pretrained", *TINY_BASELINES]
-    result = run_cli([*args, f"hydra.sweep.dir={sweep}"], cwd=tmp_path, timeout=300)
+    result = cli([*args, f"hydra.sweep.dir={sweep}"], tmp_path)
     assert result.returncode == 0, result.stderr
     for name, steps in (("maml", 1), ("pretrained", 0)):
         run = sweep / f"navigation_{name}_promp_seed0_job{int(name == 'pretrained')}"

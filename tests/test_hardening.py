@@ -25,7 +25,7 @@ from tests.helpers import TINY, cli, make_config, run_cli
 def trained(tmp_path_factory) -> Path:
     """One tiny trained run (CLI, so that it has .hydra/ and train.log) for every case to copy."""
     root = tmp_path_factory.mktemp("trained")
-    result = run_cli([*TINY, "train.iterations=1", f"hydra.run.dir={root / 'run'}"], cwd=root)
+    result = cli([*TINY, "train.iterations=1", f"hydra.run.dir={root / 'run'}"], root)
     assert result.returncode == 0, result.stderr
     return root / "run"
 

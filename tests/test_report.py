@@ -46,7 +46,7 @@ REPORT_EVAL = EvalConfig(num_tasks=4, episodes_per_task=4, num_steps=2, lrs=[0.1
 def sweep(tmp_path_factory) -> Path:
     """One real `-m` sweep: three baselines, one seed, the basic launcher."""
     root = tmp_path_factory.mktemp("sweep")
-    result = run_cli(
+    result = cli(
         [
             "-m",
             "baseline=maml,pretrained,oracle",
@@ -54,8 +54,7 @@ def sweep(tmp_path_factory) -> Path:
             *TINY_BASELINES,
             f"hydra.sweep.dir={root / 'multi'}",
         ],
-        cwd=root,
-        timeout=600,
+        root,
     )
     assert result.returncode == 0, result.stderr
     return root / "multi"
@@ -354,7 +353,7 @@ def test_a_sweep_over_algorithms_reports_each_as_its_own_variant(tmp_path):
     pairwise in the table, with learning curves against env steps."""
     sweep = tmp_path / "sweep"
     args = ["-m", "algorithm=trpo,promp", "seed=0", *TINY_BASELINES, f"hydra.sweep.dir={sweep}"]
-    assert run_cli(args, cwd=tmp_path, timeout=300).returncode == 0
+    assert cli(args, tmp_path).returncode == 0
     promp = next(sweep.glob("*_promp_*"))
     promp.rename(tmp_path / "aside")  # the TRPO run alone first: variant maml
     cfg = EvaluateConfig(dir=str(sweep), eval=REPORT_EVAL, progress=False)

@@ -9,7 +9,7 @@ import yaml
 
 from maml_hydra.evaluator import objective_step
 from maml_hydra.hydra_glue import settle_sweeper
-from tests.helpers import TINY, cli, compose_config, make_config, results, run_cli
+from tests.helpers import TINY, cli, compose_config, make_config, results
 
 TINY_SEARCH = [o for o in TINY if not o.startswith("train.iterations=")] + ["train.iterations=1"]
 OPTUNA = [  # no direction named: the project's Optuna searches maximise
@@ -32,7 +32,7 @@ def test_the_objective_is_the_return_after_the_runs_own_adaptation():
 
 def test_optuna_maximises_the_held_out_return_the_runs_return(tmp_path):
     sweep = tmp_path / "search"
-    result = run_cli([*OPTUNA, *TINY_SEARCH, f"hydra.sweep.dir={sweep}"], cwd=tmp_path, timeout=300)
+    result = cli([*OPTUNA, *TINY_SEARCH, f"hydra.sweep.dir={sweep}"], tmp_path)
     assert result.returncode == 0, result.stderr
     trials = {}
     for run in sorted(sweep.glob("navigation_maml_trpo_seed0_job*")):
@@ -102,7 +102,7 @@ def test_a_plain_sweep_over_another_key_keeps_each_job_apart(tmp_path):
     their own instead of continuing one another's checkpoint."""
     sweep = tmp_path / "sweep"
     args = ["-m", "inner.lr=0.1,0.2", *TINY_SEARCH, f"hydra.sweep.dir={sweep}"]
-    result = run_cli(args, cwd=tmp_path, timeout=300)
+    result = cli(args, tmp_path)
     assert result.returncode == 0, result.stderr
     runs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert runs == ["navigation_maml_trpo_seed0_job0", "navigation_maml_trpo_seed0_job1"]
