@@ -216,3 +216,24 @@ def test_paired_rows_are_over_seeds_and_refuse_files_that_do_not_pair(tmp_path):
         assert refused.returncode == 1 and refused.stdout == ""
         lines = refused.stderr.strip().splitlines()
         assert len(lines) == 1 and says in lines[0], lines
+
+
+def test_sets_are_seed_level_means_side_by_side_and_refuse_a_seed_twice():
+    """``results sets``: each cell the mean over seeds of each seed's mean over its tasks, with
+    the standard error over the seeds; "-" where a set does not adapt (the oracle); a set that
+    holds one seed twice is refused with one line."""
+    import json
+
+    folder = ROOT / "docs" / "results" / "ant"
+    maml = [folder / f"maml_seed{s}.json" for s in (0, 1)]
+    oracle = ",".join(str(folder / f"oracle_seed{s}.json") for s in (0, 1))
+    done = results("sets", "--row", "maml", ",".join(map(str, maml)), "--row", "oracle", oracle)
+    assert done.returncode == 0, done.stderr
+    maml_row, oracle_row = done.stdout.splitlines()[2:]
+    after_one = [json.loads(p.read_text())["returns"][1] for p in maml]
+    mean, se = stats.mean_se(sum(r) / len(r) for r in after_one)
+    assert maml_row.split(" | ")[1:4:2] == ["2", f"{mean:.2f} ± {se:.2f}"]
+    assert oracle_row.endswith("| - | - | - |")
+    twice = results("sets", "--row", "x", f"{maml[0]},{maml[0]}")
+    assert twice.returncode == 1 and twice.stdout == ""
+    assert len(twice.stderr.strip().splitlines()) == 1 and "one file per seed" in twice.stderr

@@ -4,6 +4,7 @@
   ``--paper``, ``--search`` for the cross-family, paper-scale and search views);
 - ``seeds``: Table 4 numbers of several 2D-navigation seeds, per seed and averaged;
 - ``paired``: differences between two sets of result files, paired per seed;
+- ``sets``: sets of result files side by side (other folders, step sizes, meta-optimizers);
 - ``export``: compact result files from runs, an evaluation report or an Optuna search;
 - ``summary``: one run's TensorBoard curves as a Markdown table;
 - ``docs``: regenerate (or ``--check``) the generated tables in the docs.
@@ -20,6 +21,7 @@ COMMANDS = {
     "table": "maml_hydra.results.table",
     "seeds": "maml_hydra.results.seeds",
     "paired": "maml_hydra.results.paired",
+    "sets": "maml_hydra.results.sets",
     "export": "maml_hydra.results.export",
     "summary": "maml_hydra.results.summary",
     "docs": "maml_hydra.results.docs",

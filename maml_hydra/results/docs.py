@@ -28,11 +28,8 @@ BLOCK = re.compile(r"(<!-- generated: (.+?) -->\n)(.*?)(<!-- end generated -->)"
 DEFAULT_FILES = ("README.md", "docs/*.md")
 
 
-READ_ONLY = (
-    "table",
-    "seeds",
-    "paired",
-)  # the commands a block may name: they print and write nothing
+# the commands a block may name: they print and write nothing
+READ_ONLY = ("table", "seeds", "paired", "sets")
 WRITES = ("--plot", "--curves", "--export")
 
 
