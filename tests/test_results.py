@@ -237,3 +237,13 @@ def test_sets_are_seed_level_means_side_by_side_and_refuse_a_seed_twice():
     twice = results("sets", "--row", "x", f"{maml[0]},{maml[0]}")
     assert twice.returncode == 1 and twice.stdout == ""
     assert len(twice.stderr.strip().splitlines()) == 1 and "one file per seed" in twice.stderr
+
+
+def test_the_paper_table_plots_figure_5s_panel(tmp_path):
+    """``table --paper FOLDER --plot PNG``: the table as without it, and the figure written."""
+    folder = ROOT / "docs" / "results" / "paper" / "halfcheetah_dir"
+    png = tmp_path / "panel.png"
+    plotted = results("table", "--paper", folder, "--plot", png)
+    assert plotted.returncode == 0, plotted.stderr
+    assert plotted.stdout.startswith(results("table", "--paper", folder).stdout)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

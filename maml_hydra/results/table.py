@@ -202,10 +202,12 @@ def best_group(groups: dict[tuple, dict[int, list[float]]]) -> tuple[tuple, dict
     return lrs, groups[lrs]
 
 
-def paper_table(folder: Path) -> None:
+def paper_table(folder: Path) -> tuple[str, dict[str, dict[int, list[float]]]]:
     """One family on the paper's scale: every variant after 0..3 steps, mean ± s.e. over seeds,
     beside the paper's own numbers; the bars; the share of the pretrained-to-oracle gap MAML
-    closes after one step, per seed, with a 95% interval over seeds."""
+    closes after one step, per seed, with a 95% interval over seeds. Returns the family and
+    what was tabled: variant -> seed -> the mean over tasks after each step, at the variant's
+    tabled step sizes."""
     records = load(folder)
     family = records[0]["family"]
     other = [r for r in records if not rllab(r)]
@@ -217,7 +219,7 @@ def paper_table(folder: Path) -> None:
             "are of another problem.\n"
         )
     if not records:
-        return
+        return family, {}
     paper = PAPER.get(family, {})
     print("| variant | seeds | step sizes | 0 steps | 1 step | 2 steps | 3 steps | paper |")
     print("|---|---|---|---|---|---|---|---|")
@@ -239,7 +241,7 @@ def paper_table(folder: Path) -> None:
         print(f"| {variant} | {len(by)} | {label} | " + " | ".join(cells) + f" | {ref} |")
     maml, pre, oracle = (chosen.get(v, {}) for v in ("maml", "pretrained", "oracle"))
     if not maml or "maml" not in paper:
-        return
+        return family, chosen
     mean, se, n = over_seeds({s: m[1] for s, m in maml.items()})
     ref, ref_se = paper["maml"][0][1], paper["maml"][1] or published.SE_STAND_IN.get(family)
     combined = ((se or 0.0) ** 2 + ref_se**2) ** 0.5
@@ -254,7 +256,7 @@ def paper_table(folder: Path) -> None:
     seeds = sorted(set(maml) & set(pre) & set(oracle))
     if not seeds:
         print("- gap share: no seed has MAML, pretrained and oracle")
-        return
+        return family, chosen
     shares = {s: (maml[s][1] - pre[s][1]) / (oracle[s][0] - pre[s][1]) for s in seeds}
     share, share_se, n = over_seeds(shares)
     t = t95(n - 1)
@@ -276,6 +278,45 @@ def paper_table(folder: Path) -> None:
         f"share of the means {of_means:.2f}); the paper's {theirs:.2f}, bar {want:.2f}: "
         f"{'holds' if share >= want else 'FAILS'}"
     )
+    return family, chosen
+
+
+def paper_plot(path: Path, family: str, chosen: dict[str, dict[int, list[float]]]) -> None:
+    """Figure 5's panel for one family: each variant's return after 0..3 steps, the band one
+    standard error over seeds, beside the paper's own numbers (dotted, open markers)."""
+    import matplotlib.pyplot as plt
+
+    paper = PAPER.get(family, {})
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    for i, (variant, by) in enumerate(chosen.items()):
+        color = "black" if variant == "oracle" else f"C{i}"
+        steps = min(4, *(len(m) for m in by.values()))
+        cells = [over_seeds({s: m[k] for s, m in by.items()}) for k in range(steps)]
+        mean = torch.tensor([c[0] for c in cells])
+        err = torch.tensor([c[1] or 0.0 for c in cells])
+        theirs = paper.get(variant)  # a variant of the paper's own name only
+        if steps == 1:  # not adapted: a horizontal line
+            label = f"{variant} ({len(by)} seeds, not adapted)"
+            ax.axhline(mean[0], linestyle="--", label=label, color=color)
+            ax.axhspan(mean[0] - err[0], mean[0] + err[0], color=color, alpha=0.1)
+            if theirs:
+                ax.axhline(theirs[0][0], linestyle=":", color=color)
+            continue
+        x = list(range(steps))
+        ax.plot(x, mean, marker="o", label=f"{variant} ({len(by)} seeds)", color=color)
+        ax.fill_between(x, mean - err, mean + err, alpha=0.2, color=color)
+        if theirs:
+            ours = theirs[0][:steps]
+            ax.plot(range(len(ours)), ours, ":", marker="o", mfc="none", color=color)
+    ax.plot([], [], ":", marker="o", mfc="none", color="gray", label="the paper's (dotted)")
+    ax.set_xlabel("gradient steps on the held-out task")
+    ax.set_ylabel("return (paper's 40 goals, 20 episodes per step)")
+    ax.set_title(f"{family} on the paper's problem; bands: s.e. over seeds")
+    ax.set_xticks(range(4))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def search(folder: Path) -> None:
@@ -353,8 +394,13 @@ def main(argv: list[str] | None = None) -> None:
             search(folder)
         return
     if args.paper:
+        if args.plot is not None and len(args.folder) > 1:
+            parser.error("--paper --plot takes one folder")
         for folder in args.folder:
-            paper_table(folder)
+            family, chosen = paper_table(folder)
+        if args.plot is not None and chosen:
+            paper_plot(args.plot, family, chosen)
+            print(f"\nplot: {args.plot}")
         return
     if args.metaworld:
         for folder in args.folder:
