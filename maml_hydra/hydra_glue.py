@@ -119,9 +119,10 @@ def settle_sweeper(config: DictConfig) -> None:
     """An Optuna search (``hydra/sweeper=optuna``) maximises each run's returned objective, a
     held-out return (``evaluator.objective_step``). The plugin's own default direction
     minimises, and a config of the same name cannot change it (Hydra matches it to the plugin's
-    schema), so an Optuna sweep that does not name a direction is set to maximise here, before
-    the sweeper is built from this config (and its multirun.yaml records it); one that names
-    any other direction is refused."""
+    schema), so an Optuna sweep that does not name a direction on the command line is set to
+    maximise here, before the sweeper is built from this config (and its multirun.yaml records
+    it): a config file's ``minimize`` cannot be told from the plugin's default. One that names
+    another direction on the command line is refused."""
     sweeper = config.hydra.sweeper
     if not str(sweeper.get("_target_", "")).endswith("OptunaSweeper"):
         return

@@ -247,3 +247,43 @@ def test_the_paper_table_plots_figure_5s_panel(tmp_path):
     assert plotted.returncode == 0, plotted.stderr
     assert plotted.stdout.startswith(results("table", "--paper", folder).stdout)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_paired_and_sets_refuse_a_seed_twice_or_a_missing_step_before_printing():
+    """A row that repeats a seed, or asks for a step a record lacks, is refused with one line
+    and nothing printed: no half table."""
+    folder = ROOT / "docs" / "results" / "ant"
+    maml0, oracle0 = (str(folder / f"{v}_seed0.json") for v in ("maml", "oracle"))
+    twice = results("paired", "--row", "x", f"{maml0},{maml0}", f"{maml0},{maml0}")
+    assert twice.returncode == 1 and "one file per seed" in twice.stderr
+    maml1 = str(folder / "maml_seed1.json")
+    paired_rows = ["--row", "fine", maml0, maml0, "--row", "no step 1", oracle0, oracle0]
+    set_rows = ["--steps", "1", "--row", "fine", maml0, "--row", "mixed", f"{oracle0},{maml1}"]
+    for command, args, says in (
+        ("paired", paired_rows, "has no step 1"),
+        ("sets", set_rows, "have step 1 and some not"),
+    ):
+        refused = results(command, *args)
+        assert refused.returncode == 1 and refused.stdout == "", (command, refused.stdout)
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and says in lines[0], lines
+
+
+@pytest.mark.parametrize(
+    ("own", "report"),
+    [
+        ({"iteration": 1}, {"runs": {"a": {"returns": [[1.0]]}}}),
+        ({"iteration": 1, "return_per_task": [[1.0]]}, []),
+        ({"iteration": 1, "return_per_task": [[]]}, {"runs": {"a": {"returns": [[1.0]]}}}),
+    ],
+)
+def test_seeds_refuses_a_run_directory_of_another_shape_with_one_line(tmp_path, own, report):
+    import json
+
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval_results.json").write_text(json.dumps(own))
+    (tmp_path / "eval" / "results.json").write_text(json.dumps(report))
+    done = results("seeds", tmp_path)
+    assert done.returncode == 1 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(tmp_path) in lines[0] and "Traceback" not in done.stderr

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from maml_hydra.results.records import RecordError, read
-from maml_hydra.results.stats import mean_se, paired
+from maml_hydra.results.records import RecordError, read, step_means
+from maml_hydra.results.stats import fmt, mean_se, paired, paired_lists
 
 
 def fail(message: str) -> None:
@@ -38,6 +38,9 @@ def load_pairs(this: str, other: str) -> list[tuple[dict, dict]]:
     except RecordError as err:
         fail(str(err))
     pairs = list(zip(*records, strict=True))
+    seeds = [a["seed"] for a, _ in pairs]
+    if len(set(seeds)) != len(seeds):
+        fail(f"a row pairs one file per seed: seeds {seeds} in {this}")
     for (a, b), path in zip(pairs, paths[1], strict=True):
         for key in ("family", "seed"):
             if a[key] != b[key]:
@@ -54,16 +57,23 @@ def cells(pairs: list[tuple[dict, dict]], step: int) -> tuple[str, str, str, str
     for a, b in pairs:
         for record in (a, b):
             if step >= len(record["returns"]):
-                fail(f"a record of seed {record['seed']} has no step {step}")
-    this = torch.tensor([a["returns"][step] for a, _ in pairs], dtype=torch.float64)
-    other = torch.tensor([b["returns"][step] for _, b in pairs], dtype=torch.float64)
-    mean, se, unit = paired(this.flatten(), other.flatten(), seeds=len(pairs))
-
-    def level(values: torch.Tensor) -> str:
-        m, s = mean_se(values.mean(1).tolist())
-        return f"{m:.2f}" if s is None else f"{m:.2f} ± {s:.2f}"
-
-    return level(this), level(other), f"{mean:+.2f} ± {se:.2f}", unit
+                fail(
+                    f"the record of seed {record['seed']} ({record['variant']}) has no step {step}"
+                )
+    if len(pairs) == 1:  # one seed: over its tasks, and said so
+        ((a, b),) = pairs
+        this, other = (torch.tensor(r["returns"][step], dtype=torch.float64) for r in (a, b))
+        mean, se, unit = paired(this, other)
+        return f"{this.mean():.2f}", f"{other.mean():.2f}", f"{mean:+.2f} ± {se:.2f}", unit
+    this = [step_means(a["returns"])[step] for a, _ in pairs]
+    other = [step_means(b["returns"])[step] for _, b in pairs]
+    mean, se, _ = paired_lists(list(zip(this, other, strict=True)))
+    return (
+        fmt(*mean_se(this)),
+        fmt(*mean_se(other)),
+        f"{mean:+.2f} ± {se:.2f}",
+        f"{len(pairs)} seeds",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,11 +93,13 @@ def main(argv: list[str] | None = None) -> None:
     rows = [(label, load_pairs(this, other)) for label, this, other in args.row]
     steps = "/".join(map(str, args.steps))
     header = ("this", "other", "this minus other, paired", "s.e. over")
-    print(f"| comparison (after {steps} steps) | " + " | ".join(header) + " |")
-    print("|---|---|---|---|---|")
+    table = []  # every cell before the first line: a refused row prints nothing
     for label, pairs in rows:
         *columns, (unit, *_) = zip(*(cells(pairs, k) for k in args.steps), strict=True)
-        print(f"| {label} | " + " | ".join(" / ".join(c) for c in columns) + f" | {unit} |")
+        table.append(f"| {label} | " + " | ".join(" / ".join(c) for c in columns) + f" | {unit} |")
+    print(f"| comparison (after {steps} steps) | " + " | ".join(header) + " |")
+    print("|---|---|---|---|---|")
+    print("\n".join(table))
 
 
 if __name__ == "__main__":

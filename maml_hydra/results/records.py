@@ -77,7 +77,7 @@ def check(record, where: str | Path) -> dict:
         if key in record and (isinstance(record[key], bool) or not isinstance(record[key], kind)):
             raise RecordError(f"{where}: {key!r} is a {_kind(record[key])}")
     returns = record["returns"]
-    _check_table(returns, where, "'returns'")
+    check_table(returns, where, "'returns'")
     if "success" in record:
         success = record["success"]
         same = [len(row) if isinstance(row, list) else -1 for row in success]
@@ -96,7 +96,7 @@ def check(record, where: str | Path) -> dict:
         original = record["original"]
         if not isinstance(original.get("returns"), list):
             raise RecordError(f"{where}: 'original' has no 'returns'")
-        _check_table(original["returns"], where, "'original.returns'")
+        check_table(original["returns"], where, "'original.returns'")
         if len(original["returns"]) != len(returns):
             raise RecordError(f"{where}: 'original.returns' has another number of steps")
     if "at" in record:
@@ -113,7 +113,7 @@ def _number(value) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
-def _check_table(rows, where, name: str) -> None:
+def check_table(rows, where, name: str) -> None:
     """``rows`` is [gradient steps + 1][tasks] of numbers, every row as long."""
     rows_ok = rows and all(isinstance(row, list) and row for row in rows)
     if not rows_ok or len({len(row) for row in rows}) != 1:

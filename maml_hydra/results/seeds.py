@@ -28,7 +28,7 @@ from pathlib import Path
 
 from maml_hydra.results import paper as published
 from maml_hydra.results.export import head_commit, run_record
-from maml_hydra.results.records import RecordError, check, step_means
+from maml_hydra.results.records import RecordError, check, check_table, step_means
 from maml_hydra.results.records import read as read_record
 from maml_hydra.results.stats import mean_se, paired_lists
 from maml_hydra.results.tensorboard import eval_at
@@ -73,13 +73,24 @@ def row(path: Path, at: int) -> dict:
     goals = read_json(path / "eval" / "results.json")
     try:
         (entry,) = goals["runs"].values()
-    except (KeyError, ValueError):
-        fail(f"{path / 'eval' / 'results.json'}: not the report of this one run")
+        iteration = own["iteration"]
+        tables = {
+            path / "eval_results.json": own["return_per_task"],
+            path / "eval" / "results.json": entry["returns"],
+        }
+    except (KeyError, ValueError, TypeError, AttributeError):
+        fail(f"{path}: eval_results.json and eval/results.json are not one run's evaluations")
+    for where, rows in tables.items():
+        try:
+            check_table(rows, where, "the per-task returns")
+        except RecordError as err:
+            fail(str(err))
+    own_rows, original_rows = tables.values()
     return {  # as a file --export writes gives them: means of the per-task returns
-        "held_out": step_means(own["return_per_task"]),
-        "original": step_means(entry["returns"]),
+        "held_out": step_means(own_rows),
+        "original": step_means(original_rows),
         "at": eval_at(path, at),
-        "iteration": own["iteration"],
+        "iteration": iteration,
     }
 
 

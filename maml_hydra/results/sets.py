@@ -62,11 +62,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[0, 1, 2, 3])
     args = parser.parse_args(argv)
     rows = [(label, load_set(files)) for label, files in args.row]
+    table = [  # every cell before the first line: a refused set prints nothing
+        f"| {label} | {len(records)} | " + " | ".join(cell(records, k) for k in args.steps) + " |"
+        for label, records in rows
+    ]
     print("| set | seeds | " + " | ".join(f"{k} steps" for k in args.steps) + " |")
     print("|---|---|" + "---|" * len(args.steps))
-    for label, records in rows:
-        cells = " | ".join(cell(records, k) for k in args.steps)
-        print(f"| {label} | {len(records)} | {cells} |")
+    print("\n".join(table))
 
 
 if __name__ == "__main__":

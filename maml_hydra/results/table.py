@@ -398,7 +398,9 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("--paper --plot takes one folder")
         for folder in args.folder:
             family, chosen = paper_table(folder)
-        if args.plot is not None and chosen:
+        if args.plot is not None and not chosen:
+            raise SystemExit(f"error: {args.folder[0]}: no run of env.dynamics=rllab to plot")
+        if args.plot is not None:
             paper_plot(args.plot, family, chosen)
             print(f"\nplot: {args.plot}")
         return
