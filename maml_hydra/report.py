@@ -154,9 +154,16 @@ def write_markdown(
     path.write_text("\n".join(lines) + "\n")
 
 
-def plot(path: Path, summary: dict, env: str, num_tasks: int) -> None:
-    """Return against gradient steps per variant; the band is one standard error over seeds
-    (over tasks for a variant of one seed), which the figure says with the counts."""
+def plot(
+    path: Path,
+    summary: dict,
+    env: str,
+    num_tasks: int,
+    ylabel: str = "average return (sum of rewards per episode)",
+) -> None:
+    """Return (or the measure ``ylabel`` names) against gradient steps per variant; the band is
+    one standard error over seeds (over tasks for a variant of one seed), which the figure says
+    with the counts."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     steps = max(len(s["steps"]) for s in summary.values())
     for variant in ordered(summary):
@@ -172,7 +179,7 @@ def plot(path: Path, summary: dict, env: str, num_tasks: int) -> None:
         ax.fill_between(x, mean - err, mean + err, alpha=0.2, color=line.get_color())
     ax.set_xticks(range(steps))
     ax.set_xlabel("gradient steps")
-    ax.set_ylabel("average return (sum of rewards per episode)")
+    ax.set_ylabel(ylabel)
     seeds = sorted({s["seeds"] for s in summary.values()})
     seeds_text = "/".join(str(n) for n in seeds) + (" seed" if seeds == [1] else " seeds")
     title = (

@@ -287,3 +287,14 @@ def test_seeds_refuses_a_run_directory_of_another_shape_with_one_line(tmp_path, 
     assert done.returncode == 1 and done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and str(tmp_path) in lines[0] and "Traceback" not in done.stderr
+
+
+def test_the_meta_world_table_plots_the_success_rate(tmp_path):
+    folder = ROOT / "docs" / "results" / "metaworld" / "ml1_reach"
+    png = tmp_path / "success.png"
+    plotted = results("table", "--metaworld", folder, "--plot", png)
+    assert plotted.returncode == 0, plotted.stderr
+    assert plotted.stdout.startswith(results("table", "--metaworld", folder).stdout)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    two = results("table", "--metaworld", folder, folder, "--plot", png)
+    assert two.returncode != 0 and "takes one folder" in two.stderr

@@ -1,6 +1,6 @@
 """The Meta-World table of one benchmark's result files (``docs/results/metaworld/<name>/``):
 
-    .venv/bin/python -m maml_hydra.results table --metaworld docs/results/metaworld/<name>
+    .venv/bin/python -m maml_hydra.results table --metaworld docs/results/metaworld/<name> [--plot PNG]
 
 Prints, as Markdown: per variant the held-out success rate and return after 0..K gradient
 steps, and the success rate of Meta-World's own evaluation protocol (``metaworld_protocol``),
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from maml_hydra.report import summarize_variants
+from maml_hydra.report import plot, summarize_variants
 from maml_hydra.results import stats
 from maml_hydra.results.records import ordered, print_budgets
 from maml_hydra.results.stats import fmt, mean_se
@@ -78,8 +78,9 @@ def protocol_success(records: list[dict], variant: str) -> dict[int, float]:
     }
 
 
-def table(records: list[dict], folder="the folder") -> None:
-
+def table(records: list[dict], folder="the folder", plot_path=None) -> None:
+    """The benchmark's table (the module's docstring); with ``plot_path``, the held-out success
+    rate against gradient steps per variant drawn there."""
     benchmark, task = benchmark_of(records, folder)
     name = f"ML1 {task}" if benchmark == "ML1" else benchmark
     num_tasks = len(records[0]["returns"][0])
@@ -152,3 +153,7 @@ def table(records: list[dict], folder="the folder") -> None:
         )
 
     print_budgets(records)
+    if plot_path is not None:
+        rate = "held-out success rate (episodes that succeed)"
+        plot(plot_path, success, f"Meta-World {name}", num_tasks, ylabel=rate)
+        print(f"\nplot: {plot_path}")

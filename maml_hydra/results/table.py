@@ -405,8 +405,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"\nplot: {args.plot}")
         return
     if args.metaworld:
+        if args.plot is not None and len(args.folder) > 1:
+            parser.error("--metaworld --plot takes one folder")
         for folder in args.folder:
-            metaworld.table(load(folder), folder)
+            metaworld.table(load(folder), folder, args.plot)
         return
     if len(args.folder) > 1:
         parser.error("one folder, or --bars with several")
