@@ -1,6 +1,7 @@
 """The Meta-World table of one benchmark's result files (``docs/results/metaworld/<name>/``):
 
-    .venv/bin/python -m maml_hydra.results table --metaworld docs/results/metaworld/<name> [--plot PNG]
+    .venv/bin/python -m maml_hydra.results table --metaworld docs/results/metaworld/<name> \\
+        [--plot PNG]
 
 Prints, as Markdown: per variant the held-out success rate and return after 0..K gradient
 steps, and the success rate of Meta-World's own evaluation protocol (``metaworld_protocol``),
