@@ -268,15 +268,21 @@ class Experiment:
             self.run_dir, self.cfg, self.iteration, total, self.cfg.progress, cfg.log_every
         )
         claim_run_dir(self.run_dir)  # a second run into this directory stops here
-        log.info(
-            "meta-training %s, baseline %s, %s: iterations %d to %d into %s",
-            self.cfg.env.name,
-            self.cfg.baseline.name,
-            self.cfg.algorithm.name,
-            self.iteration + 1,
-            total,
-            self.run_dir,
-        )
+        what = (self.cfg.env.name, self.cfg.baseline.name, self.cfg.algorithm.name)
+        if total == 0:
+            log.info(
+                "%s, baseline %s, %s: no training, its initialisation evaluated into %s",
+                *what,
+                self.run_dir,
+            )
+        else:
+            log.info(
+                "meta-training %s, baseline %s, %s: iterations %d to %d into %s",
+                *what,
+                self.iteration + 1,
+                total,
+                self.run_dir,
+            )
         remove_stale_writes(self.checkpoint_path)
         global _RUNNING
         _RUNNING, self._snapshot = self, self.state_dict()

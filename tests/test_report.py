@@ -108,10 +108,13 @@ def test_the_logged_config_is_the_one_that_ran(sweep):
         assert hydra_cfg.baseline == {"name": baseline}
 
 
-def test_random_baseline_trains_nothing_and_saves_the_initial_policy(tmp_path):
+def test_random_baseline_trains_nothing_and_saves_the_initial_policy(tmp_path, caplog):
     exp = Experiment(make_config(["baseline=random", "train.iterations=0"]), tmp_path)
     initial = exp.learner.parameters()
-    exp.train()
+    with caplog.at_level("INFO", logger="maml_hydra.experiment"):
+        exp.train()
+    said = [r.getMessage() for r in caplog.records if r.name == "maml_hydra.experiment"]
+    assert "baseline random, trpo: no training, its initialisation evaluated into" in said[0]
     state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert state["iteration"] == 0
     exp.learner.load_state_dict(state["learner"])
