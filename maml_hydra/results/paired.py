@@ -15,17 +15,12 @@ independent samples, so such an error leaves out the seed-to-seed variation).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 
-from maml_hydra.results.records import RecordError, read, step_means
+from maml_hydra.results.records import fail, read_list, step_means
 from maml_hydra.results.stats import fmt, mean_se, paired, paired_lists
-
-
-def fail(message: str) -> None:
-    sys.exit(f"error: {message}")
 
 
 def load_pairs(this: str, other: str) -> list[tuple[dict, dict]]:
@@ -33,11 +28,7 @@ def load_pairs(this: str, other: str) -> list[tuple[dict, dict]]:
     paths = [[Path(p) for p in side.split(",") if p] for side in (this, other)]
     if not paths[0] or len(paths[0]) != len(paths[1]):
         fail(f"a row pairs its files in order: {len(paths[0])} against {len(paths[1])}")
-    try:
-        records = [[read(p) for p in side] for side in paths]
-    except RecordError as err:
-        fail(str(err))
-    pairs = list(zip(*records, strict=True))
+    pairs = list(zip(read_list(this), read_list(other), strict=True))
     seeds = [a["seed"] for a, _ in pairs]
     if len(set(seeds)) != len(seeds):
         fail(f"a row pairs one file per seed: seeds {seeds} in {this}")

@@ -127,6 +127,20 @@ def step_means(rows: list[list[float]]) -> list[float]:
     return [sum(row) / len(row) for row in rows]
 
 
+def fail(message: str) -> None:
+    """Stop a results command with one line."""
+    raise SystemExit(f"error: {message}")
+
+
+def read_list(files: str) -> list[dict]:
+    """The records of a comma-separated list of result files; one line and exit where one is
+    corrupt or of another shape."""
+    try:
+        return [read(Path(p)) for p in files.split(",") if p]
+    except RecordError as err:
+        fail(str(err))
+
+
 def read(path: Path) -> dict:
     """The record in ``path``, checked; RecordError where it is corrupt or of another shape."""
     try:

@@ -28,16 +28,12 @@ from pathlib import Path
 
 from maml_hydra.results import paper as published
 from maml_hydra.results.export import head_commit, run_record
-from maml_hydra.results.records import RecordError, check, check_table, step_means
+from maml_hydra.results.records import RecordError, check, check_table, fail, step_means
 from maml_hydra.results.records import read as read_record
 from maml_hydra.results.stats import mean_se, paired_lists
 from maml_hydra.results.tensorboard import eval_at
 
 COLUMNS = ("held_out", "original", "at")  # a row's columns, as the table prints them
-
-
-def fail(message: str) -> None:
-    sys.exit(f"error: {message}")
 
 
 def read_json(path: Path) -> dict:

@@ -13,23 +13,13 @@ here; for differences paired per seed, ``python -m maml_hydra.results paired``.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-from maml_hydra.results.records import RecordError, read, step_means
+from maml_hydra.results.records import fail, read_list, step_means
 from maml_hydra.results.stats import fmt, mean_se
 
 
-def fail(message: str) -> None:
-    sys.exit(f"error: {message}")
-
-
 def load_set(files: str) -> list[dict]:
-    paths = [Path(p) for p in files.split(",") if p]
-    try:
-        records = [read(p) for p in paths]
-    except RecordError as err:
-        fail(str(err))
+    records = read_list(files)
     seeds = [r["seed"] for r in records]
     if not records or len(set(seeds)) != len(seeds):
         fail(f"a set holds one file per seed: seeds {seeds} in {files}")
