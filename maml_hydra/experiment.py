@@ -24,7 +24,7 @@ from maml_hydra.checkpoint import (
     write_atomic,
 )
 from maml_hydra.config import Config, config_to_yaml
-from maml_hydra.evaluator import Evaluator, objective_step, summarize_returns
+from maml_hydra.evaluator import Evaluator, objective_step, paired_gain, summarize_returns
 from maml_hydra.learner import MAML, MetaBatch
 from maml_hydra.logger import RunLogger, Stopwatch, closing_summary, peak_memory
 from maml_hydra.meta_optimizers import pre_update_kl
@@ -339,7 +339,9 @@ class Experiment:
         finally:
             _RUNNING, self._snapshot = None, None
             logger.close()
-        log.info(closing_summary(self.run_dir, summary, summary["eval_lrs"]))
+        per_task = summary["return_per_task"]
+        gain = paired_gain(per_task) if len(per_task) > 1 else None  # the oracle takes no step
+        log.info(closing_summary(self.run_dir, summary, summary["eval_lrs"], gain))
         return summary
 
     def close(self) -> None:

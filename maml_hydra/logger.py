@@ -135,15 +135,21 @@ class RunLogger:
         self.exits.close()
 
 
-def closing_summary(run_dir: Path, summary: dict, lrs: list[float] | None) -> str:
+def closing_summary(
+    run_dir: Path, summary: dict, lrs: list[float] | None, gain: str | None = None
+) -> str:
     """What a finished run found and where: the held-out returns after 0..K gradient steps
-    (mean ± standard error over the held-out tasks), the run directory and the next commands."""
+    (mean ± standard error over the held-out tasks), the first step's gain paired per task
+    (``gain``, as ``evaluator.paired_gain`` writes it), the run directory and the next
+    commands."""
     means, errs = summary["return_mean"], summary["return_stderr"]
     tasks = len(summary["return_per_task"][0])
     lines = [f"held-out return over {tasks} tasks (mean ± s.e. over tasks), by gradient steps:"]
     for k, (m, e) in enumerate(zip(means, errs, strict=True)):
         step = "" if not k or lrs is None else f" (step size {lrs[k - 1]:g})"
         lines.append(f"  {k} step{'' if k == 1 else 's'}{step}: {m:.2f} ± {e:.2f}")
+    if gain is not None:
+        lines.append(f"gain of the first step, paired per task (± s.e. over tasks): {gain}")
     if "success_mean" in summary:
         rates = zip(summary["success_mean"], summary["success_stderr"], strict=True)
         cells = " / ".join(f"{m:.2f} ± {e:.2f}" for m, e in rates)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 from hydra.core.config_store import ConfigStore
@@ -14,6 +15,7 @@ from omegaconf.errors import ValidationError
 from maml_hydra.config import (
     Config,
     ConfigError,
+    Estimator,
     InnerConfig,
     NavigationConfig,
     TRPOConfig,
@@ -389,3 +391,33 @@ def test_experiments_of_one_family_differ_only_where_their_files_say(pair):
     a, b = flat(pair[0]), flat(pair[1])
     differ = {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
     assert differ and differ <= own, differ
+
+
+@pytest.mark.parametrize("family", ["ant", "ant_dir"])
+@pytest.mark.parametrize("algorithm", ["trpo", "ppo", "promp"])
+def test_the_ant_families_train_with_their_own_defaults(family, algorithm):
+    """`env=ant algorithm=ppo` at its defaults is the Ant families' short run
+    (conf/family_defaults/ant.yaml), whichever meta-optimizer: the family's inner step holds over
+    the inner schema's, and the held-out protocol's steps follow it. Navigation keeps the
+    schemas' defaults, and experiment=<family> trains exactly as env=<family>."""
+    cfg = make_config([f"env={family}", f"algorithm={algorithm}"], tiny=False)
+    trained = (
+        cfg.policy.init_log_std,
+        cfg.inner.lr,
+        cfg.train.iterations,
+        cfg.train.meta_batch_size,
+        cfg.train.episodes_per_task,
+        cfg.train.gae_lambda,
+    )
+    assert trained == (-1.0, 0.5, 100, 20, 10, 0.9)
+    assert cfg.eval.lrs == [0.5, 0.25] and cfg.env.dynamics == "gymnasium"
+    if algorithm == "promp":
+        assert cfg.inner.estimator == Estimator.lvc  # the meta-optimizer's choice still holds
+    nav = make_config([f"algorithm={algorithm}"], tiny=False)
+    assert (nav.policy.init_log_std, nav.inner.lr, nav.train.gae_lambda) == (0.0, 0.1, 1.0)
+    assert (nav.train.iterations, nav.train.episodes_per_task) == (100, 20)
+    experiment = make_config([f"experiment={family}", f"algorithm={algorithm}"], tiny=False)
+    # experiment_base/locomotion's checkpoint every 5 iterations is the only train key it adds
+    assert replace(experiment.train, checkpoint_every=10) == cfg.train
+    assert experiment.policy == cfg.policy
+    assert experiment.inner == cfg.inner
