@@ -250,7 +250,10 @@ def test_cli_runs_ppo_with_meta_sgd_first_order(tmp_path):
     mean = sum(gains) / 3
     sd = (sum((g - mean) ** 2 for g in gains) / 2) ** 0.5
     gain_line = next(line for line in logged.splitlines() if "gain of the first step" in line)
-    assert f"{mean:+.2f} ± {sd / 3**0.5:.2f} ({sum(g > 0 for g in gains)} of 3 tasks gain)" in gain_line
+    assert (
+        f"{mean:+.2f} ± {sd / 3**0.5:.2f} ({sum(g > 0 for g in gains)} of 3 tasks gain)"
+        in gain_line
+    )
     assert "  2 steps: " in logged and "  3 steps" not in logged  # eval.num_steps=2; Meta-SGD
     assert "step size" not in logged  # Meta-SGD's step sizes are its own, learned
     assert f"run directory: {tmp_path / 'run'}" in logged

@@ -237,6 +237,23 @@ def test_sets_are_seed_level_means_side_by_side_and_refuse_a_seed_twice():
     twice = results("sets", "--row", "x", f"{maml[0]},{maml[0]}")
     assert twice.returncode == 1 and twice.stdout == ""
     assert len(twice.stderr.strip().splitlines()) == 1 and "one file per seed" in twice.stderr
+    # --gain: 1 step minus 0, paired over the tasks of one seed, over the seeds of several
+    rows = ["--row", "seed 0", str(maml[0]), "--row", "both", ",".join(map(str, maml))]
+    gained = results("sets", "--gain", *rows, "--row", "oracle", oracle)
+    assert gained.returncode == 0, gained.stderr
+    one, both, no = (line.split(" | ")[-1] for line in gained.stdout.splitlines()[2:])
+    before, after = json.loads(maml[0].read_text())["returns"][:2]
+    gains = [a - b for a, b in zip(after, before, strict=True)]
+    mean, se = stats.mean_se(gains)
+    assert one.startswith(f"+{mean:.2f} ± {se:.2f} ({mean / se:.1f} s.e. over 40 tasks; ")
+    assert one.endswith(f"{sum(g > 0 for g in gains)} of 40 gain) |")
+    per_seed = [
+        sum(r[1]) / len(r[1]) - sum(r[0]) / len(r[0])
+        for r in (json.loads(p.read_text())["returns"] for p in maml)
+    ]
+    mean, se = stats.mean_se(per_seed)
+    assert both.startswith(f"+{mean:.2f} ± {se:.2f} ({mean / se:.1f} s.e. over 2 seeds; ")
+    assert no == "- |"
 
 
 def test_the_paper_table_plots_figure_5s_panel(tmp_path):

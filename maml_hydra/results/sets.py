@@ -8,14 +8,20 @@ the mean over the set's seeds of each seed's mean over its held-out tasks, ± th
 error over the seeds; a set of one seed has no standard error, and the table says so. Sets from
 different folders (the same runs evaluated at other step sizes, another meta-optimizer) compare
 here; for differences paired per seed, ``python -m maml_hydra.results paired``.
+
+With ``--gain`` a last column gives the first gradient step's gain, after 1 step minus at 0,
+paired: over the seeds (each seed's mean gain over its tasks), or over the tasks of a set of one
+seed, as its cell says.
 """
 
 from __future__ import annotations
 
 import argparse
 
+import torch
+
 from maml_hydra.results.records import fail, read_list, step_means
-from maml_hydra.results.stats import fmt, mean_se
+from maml_hydra.results.stats import fmt, mean_se, paired, paired_lists
 
 
 def load_set(files: str) -> list[dict]:
@@ -37,6 +43,24 @@ def cell(records: list[dict], step: int) -> str:
     return fmt(*mean_se(step_means(record["returns"])[step] for record in records))
 
 
+def gain(records: list[dict]) -> str:
+    """The set's first-step gain, paired, with its standard error over seeds (over tasks for one
+    seed) and how many of them gained; "-" where the set does not adapt."""
+    if any(len(record["returns"]) < 2 for record in records):
+        return "-"
+    if len(records) == 1:
+        after, before = (
+            torch.tensor(records[0]["returns"][k], dtype=torch.float64) for k in (1, 0)
+        )
+        mean, se, unit = paired(after, before)
+        gained, n = int((after > before).sum()), after.numel()
+    else:
+        pairs = [tuple(step_means(record["returns"])[k] for k in (1, 0)) for record in records]
+        mean, se, gained = paired_lists(pairs)
+        n, unit = len(pairs), f"{len(pairs)} seeds"
+    return f"{mean:+.2f} ± {se:.2f} ({mean / se:.1f} s.e. over {unit}; {gained} of {n} gain)"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m maml_hydra.results sets", description=__doc__.splitlines()[0]
@@ -50,14 +74,20 @@ def main(argv: list[str] | None = None) -> None:
         help="a set: its label, then a comma-separated list of result files, one per seed",
     )
     parser.add_argument("--steps", type=int, nargs="+", default=[0, 1, 2, 3])
+    parser.add_argument("--gain", action="store_true", help="a last column: 1 step minus 0, paired")
     args = parser.parse_args(argv)
     rows = [(label, load_set(files)) for label, files in args.row]
     table = [  # every cell before the first line: a refused set prints nothing
-        f"| {label} | {len(records)} | " + " | ".join(cell(records, k) for k in args.steps) + " |"
+        f"| {label} | {len(records)} | "
+        + " | ".join(
+            [cell(records, k) for k in args.steps] + ([gain(records)] if args.gain else [])
+        )
+        + " |"
         for label, records in rows
     ]
-    print("| set | seeds | " + " | ".join(f"{k} steps" for k in args.steps) + " |")
-    print("|---|---|" + "---|" * len(args.steps))
+    extra = ["1 step minus 0, paired"] if args.gain else []
+    print("| set | seeds | " + " | ".join([f"{k} steps" for k in args.steps] + extra) + " |")
+    print("|---|---|" + "---|" * (len(args.steps) + len(extra)))
     print("\n".join(table))
 
 
