@@ -245,14 +245,14 @@ def test_sets_are_seed_level_means_side_by_side_and_refuse_a_seed_twice():
     before, after = json.loads(maml[0].read_text())["returns"][:2]
     gains = [a - b for a, b in zip(after, before, strict=True)]
     mean, se = stats.mean_se(gains)
-    assert one.startswith(f"+{mean:.2f} ± {se:.2f} ({mean / se:.1f} s.e. over 40 tasks; ")
-    assert one.endswith(f"{sum(g > 0 for g in gains)} of 40 gain) |")
+    assert one.startswith(f"+{mean:.2f} ± {se:.2f} ({mean / se:.1f} s.e., n = 40 tasks)")
+    assert one.endswith(f"; {sum(g > 0 for g in gains)} of 40 gain |")
     per_seed = [
         sum(r[1]) / len(r[1]) - sum(r[0]) / len(r[0])
         for r in (json.loads(p.read_text())["returns"] for p in maml)
     ]
     mean, se = stats.mean_se(per_seed)
-    assert both.startswith(f"+{mean:.2f} ± {se:.2f} ({mean / se:.1f} s.e. over 2 seeds; ")
+    assert both.startswith(f"+{mean:.2f} ± {se:.2f} ({mean / se:.1f} s.e., n = 2 seeds)")
     assert no == "- |"
 
 

@@ -21,7 +21,7 @@ import argparse
 import torch
 
 from maml_hydra.results.records import fail, read_list, step_means
-from maml_hydra.results.stats import fmt, mean_se, paired, paired_lists
+from maml_hydra.results.stats import fmt, fmt_paired, mean_se, paired, paired_lists
 
 
 def load_set(files: str) -> list[dict]:
@@ -58,7 +58,7 @@ def gain(records: list[dict]) -> str:
         pairs = [tuple(step_means(record["returns"])[k] for k in (1, 0)) for record in records]
         mean, se, gained = paired_lists(pairs)
         n, unit = len(pairs), f"{len(pairs)} seeds"
-    return f"{mean:+.2f} ± {se:.2f} ({mean / se:.1f} s.e. over {unit}; {gained} of {n} gain)"
+    return f"{fmt_paired(mean, se, unit)}; {gained} of {n} gain"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -32,6 +32,12 @@ def fmt(mean: float, se: float | None) -> str:
     return f"{mean:.2f} ± {se:.2f}" if se is not None else f"{mean:.2f} (1 seed)"
 
 
+def fmt_paired(mean: float, se: float, unit: str) -> str:
+    """A paired difference as "+mean ± s.e. (mean / s.e., n = unit)"."""
+    ratio = f"{mean / se:.1f} s.e." if se else "no spread"
+    return f"{mean:+.2f} ± {se:.2f} ({ratio}, n = {unit})"
+
+
 def paired(a: torch.Tensor, b: torch.Tensor, seeds: int = 1) -> tuple[float, float, str]:
     """Mean and standard error of a - b, and what the error is over. ``a`` and ``b`` hold
     ``seeds`` equal blocks of tasks, seed after seed: with several seeds the unit is the seed

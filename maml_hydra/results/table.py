@@ -65,9 +65,7 @@ def load(folder: Path) -> list[dict]:
 
 def paired(a: torch.Tensor, b: torch.Tensor, seeds: int = 1) -> str:
     """mean ± s.e. of a - b, paired per seed (per task with one seed), and mean / s.e."""
-    mean, se, unit = stats.paired(a, b, seeds)
-    ratio = f"{mean / se:.1f} s.e." if se else "no spread"
-    return f"{mean:+.2f} ± {se:.2f} ({ratio}, n = {unit})"
+    return stats.fmt_paired(*stats.paired(a, b, seeds))
 
 
 def by_seed(records: list[dict]) -> dict[int, torch.Tensor]:
