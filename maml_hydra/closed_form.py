@@ -125,24 +125,33 @@ def _outer(dz: Tensor, h: Tensor, per_task: bool, out: Tensor | None = None) -> 
     return out.addmm_(_rows(dz).t(), _rows(h))
 
 
-def _tanh(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    h = torch.tanh(z)
-    d1 = 1 - h * h
-    return h, d1, -2 * h * d1
+# Each takes the pre-activation z and, optionally, ``buffer``: name -> a scratch tensor shaped as
+# z. With a buffer, tanh and ReLU write their derivatives into it and phi(z) over z itself (z is
+# then a scratch tensor of the caller's); without, or for the others, z is left as it was.
+def _tanh(z: Tensor, buffer=None) -> tuple[Tensor, Tensor, Tensor]:
+    if buffer is None:
+        h = torch.tanh(z)
+        d1 = 1 - h * h
+        return h, d1, -2 * h * d1
+    h = z.tanh_()
+    d1 = torch.mul(h, h, out=buffer("d1")).neg_().add_(1)  # 1 - h^2, the same rounding
+    return h, d1, torch.mul(h, d1, out=buffer("d2")).mul_(-2)
 
 
-def _relu(z: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-    positive = z > 0
-    return torch.relu(z), positive.to(z.dtype), None  # None: phi'' = 0
+def _relu(z: Tensor, buffer=None) -> tuple[Tensor, Tensor, Tensor | None]:
+    if buffer is None:
+        return torch.relu(z), (z > 0).to(z.dtype), None  # None: phi'' = 0
+    d1 = torch.gt(z, 0, out=buffer("d1"))
+    return z.clamp_min_(0), d1, None  # relu is clamp_min(z, 0)
 
 
-def _elu(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _elu(z: Tensor, buffer=None) -> tuple[Tensor, Tensor, Tensor]:
     h = torch.nn.functional.elu(z)
     below = torch.where(z > 0, 0.0, h + 1)  # exp(z) below 0
     return h, torch.where(z > 0, 1.0, below), below
 
 
-def _gelu(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _gelu(z: Tensor, buffer=None) -> tuple[Tensor, Tensor, Tensor]:
     density = torch.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
     cdf = 0.5 * (1 + torch.erf(z / math.sqrt(2)))
     return z * cdf, cdf + z * density, density * (2 - z * z)
@@ -153,15 +162,15 @@ DERIVATIVES = {torch.nn.Tanh: _tanh, torch.nn.ReLU: _relu, torch.nn.ELU: _elu, t
 
 
 def derivatives(module: torch.nn.Module):
-    """z -> (phi(z), phi'(z), phi''(z)) for a nonlinearity module: closed form for the ones
-    above at their default settings, forward-mode autodiff for any other."""
+    """(z, buffer=None) -> (phi(z), phi'(z), phi''(z)) for a nonlinearity module: closed form
+    for the ones above at their default settings, forward-mode autodiff for any other."""
     known = DERIVATIVES.get(type(module))
     defaults = {torch.nn.ELU: ("alpha", 1.0), torch.nn.GELU: ("approximate", "none")}
     name, value = defaults.get(type(module), (None, None))
     if known is not None and (name is None or getattr(module, name) == value):
         return known
 
-    def generic(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def generic(z: Tensor, buffer=None) -> tuple[Tensor, Tensor, Tensor]:
         ones = torch.ones_like(z)
         h, d1 = jvp(module, (z,), (ones,))
         _, d2 = jvp(lambda u: jvp(module, (u,), (ones,))[1], (z,), (ones,))
@@ -170,19 +179,46 @@ def derivatives(module: torch.nn.Module):
     return generic
 
 
+class Scratch:
+    """Scratch tensors by name, kept from one use to the next. A fresh tensor over glibc's mmap
+    threshold (at most 32 MiB: every [40 tasks x 4,000 steps x 100] activation is 64 MB) is
+    fresh memory from the OS, a page fault and a zeroed page per 4 KiB, and it goes back to the
+    OS when freed; a kept one costs nothing the next time. A ``ClosedForm`` keeps its own, and
+    rllab's finite-difference product, which builds a ``ClosedForm`` per KL gradient (two per
+    product), hands one ``Scratch`` to all of them. Only one user may hold a name at a time."""
+
+    def __init__(self) -> None:
+        self.tensors: dict[tuple, Tensor] = {}
+
+    def __call__(self, key: tuple, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        """The tensor kept under ``key``, or a new one if there is none of this shape and of
+        ``like``'s dtype and device; its contents are whatever the last user left."""
+        out = self.tensors.get(key)
+        if out is None or (out.shape, out.dtype, out.device) != (shape, like.dtype, like.device):
+            out = self.tensors.pop(key, None)  # the old one is freed before the new one is made
+            out = self.tensors[key] = torch.empty(shape, dtype=like.dtype, device=like.device)
+        return out
+
+
 class Forward:
     """One pass of the MLP mean on x [T, N, D] with every activation kept: the inputs of each
-    affine layer and the nonlinearity's first and second derivatives at each pre-activation."""
+    affine layer and the nonlinearity's first and second derivatives at each pre-activation.
+    Its hidden tensors live in ``scratch`` under ``role`` (one ``Forward`` per role at a time)."""
 
-    def __init__(self, layers: Layers, x: Tensor, activation) -> None:
+    def __init__(
+        self, layers: Layers, x: Tensor, activation, scratch: Scratch | None = None, role: str = ""
+    ) -> None:
         self.layers = layers
-        self.work: dict[tuple, Tensor] = {}
+        self.scratch = Scratch() if scratch is None else scratch
+        self.role = role
         self.inputs = [x]
         self.d1: list[Tensor] = []
         self.d2: list[Tensor] = []
         h = x
-        for w, b in zip(layers.weights[:-1], layers.biases[:-1], strict=True):
-            h, d1, d2 = activation(_affine(h, w, b))
+        for i, (w, b) in enumerate(zip(layers.weights[:-1], layers.biases[:-1], strict=True)):
+            shape = (*h.shape[:-1], w.shape[-2])
+            z = _affine(h, w, b, into=self.scratch((role, "h", i), shape, h))  # phi(z) over it
+            h, d1, d2 = activation(z, lambda name, i=i, z=z: self.buffer((name, i), z))
             self.inputs.append(h)
             self.d1.append(d1)
             self.d2.append(d2)
@@ -190,12 +226,8 @@ class Forward:
 
     def buffer(self, key: tuple, like: Tensor) -> Tensor:
         """A scratch tensor shaped as ``like`` (a hidden activation), kept for the next call:
-        the products run many times on the same shapes, and a fresh tensor of this size costs
-        a page fault per 4 KiB each time (glibc hands blocks over 32 MiB back to the OS)."""
-        out = self.work.get(key)
-        if out is None:
-            out = self.work[key] = torch.empty_like(like)
-        return out
+        the products run many times on the same shapes (``Scratch``)."""
+        return self.scratch((self.role, *key), like.shape, like)
 
     def tangent(self, dl: Layers) -> tuple[list[Tensor], list[Tensor], Tensor]:
         """Forward-mode derivative in direction dl: (tangents of the hidden pre-activations, of
@@ -234,8 +266,9 @@ class Forward:
             if not i:
                 break
             if keep:
-                es[i - 1] = _matmul(dz, self.layers.weights[i])
-                dz = dzs[i - 1] = es[i - 1] * self.d1[i - 1]
+                d1 = self.d1[i - 1]
+                es[i - 1] = _matmul(dz, self.layers.weights[i], into=self.buffer(("e", i), d1))
+                dz = dzs[i - 1] = torch.mul(es[i - 1], d1, out=self.buffer(("e_d1", i), d1))
             else:
                 into = self.buffer(("back", i - 1), self.d1[i - 1])
                 dz = _matmul(dz, self.layers.weights[i], into=into).mul_(self.d1[i - 1])
@@ -245,11 +278,14 @@ class Forward:
 # ------------------------------------------------------------------------- the MAML products
 class ClosedForm:
     """Everything of one meta-batch that CG's products share, computed once at theta: TRPO's
-    exact curvature by hand (``meta_optimizers.Curvature``)."""
+    exact curvature by hand (``meta_optimizers.Curvature``). Its activations live in
+    ``scratch`` (its own unless given one that no other live ``ClosedForm`` uses)."""
 
     linear = True  # the product is a matrix: x^T H x from CG's residual
 
-    def __init__(self, learner: MAML, theta: Tensor, batch: MetaBatch) -> None:
+    def __init__(
+        self, learner: MAML, theta: Tensor, batch: MetaBatch, scratch: Scratch | None = None
+    ) -> None:
         reason = applies(learner)
         if reason is not None:
             raise ValueError(f"the closed-form products do not apply: {reason}")
@@ -262,6 +298,7 @@ class ClosedForm:
         self.theta = self.layers(theta)
         nonlinear = [m for m in learner.policy.mean if not isinstance(m, torch.nn.Linear)]
         self.activation = derivatives(nonlinear[0]) if nonlinear else None
+        self.scratch = Scratch() if scratch is None else scratch
 
         self.steps = learner.num_steps
         if self.steps:
@@ -273,7 +310,7 @@ class ClosedForm:
     def _adapt(self, support: Trajectories) -> None:
         """The inner step on the support batch, with what H_t v needs of it."""
         steps = self._steps(support)
-        self.fwd = Forward(self.theta, steps["obs"], self.activation)
+        self.fwd = Forward(self.theta, steps["obs"], self.activation, self.scratch, "support")
         # inner loss L_t = -sum_n c_n log pi(a_n | s_n): c = A mask / (valid steps of task t)
         c = steps["advantages"] * steps["mask"]
         self.c = (c / steps["mask"].sum(1, keepdim=True)).unsqueeze(-1)  # [T, N, 1]
@@ -285,14 +322,17 @@ class ClosedForm:
         g_log_std = -(self.c_z2 - self.c.sum(1))  # dL/dlog_std [T, A]
         dws, dbs, es, self.cotangents = self.fwd.backward(self.g_mean)
         # the backward pass's second-order term, e * phi''(z), for every H v
-        self.e_d2 = [None if d2 is None else e * d2 for e, d2 in zip(es, self.fwd.d2, strict=True)]
+        self.e_d2 = [
+            None if d2 is None else torch.mul(e, d2, out=self.fwd.buffer(("e_d2", i), d2))
+            for i, (e, d2) in enumerate(zip(es, self.fwd.d2, strict=True))
+        ]
         self.adapted = self.theta.axpy(-self.alpha, Layers(dws, dbs, g_log_std))
 
     def _query(self, query: Trajectories) -> None:
         """The adapted policies on the query batch, with what G_t u and the surrogate need."""
         q = self._steps(query)
         self.query = q
-        self.qfwd = Forward(self.adapted, q["obs"], self.activation)
+        self.qfwd = Forward(self.adapted, q["obs"], self.activation, self.scratch, "query")
         log_std = self.adapted.log_std.expand(q["obs"].shape[0], -1)  # [T, A]
         self.q_log_std = log_std.unsqueeze(1)  # [T, 1, A]
         self.q_inv_var = torch.exp(-2 * self.q_log_std)
@@ -350,7 +390,9 @@ class ClosedForm:
             if not i:
                 break
             _outer(g, dhs[i], per_task_out, out=dws[i])
-            te = _matmul(tg, fwd.layers.weights[i], into=fwd.buffer(("te", i), fwd.d1[i - 1]))
+            # in the memory of the support's backward pass's e (``Forward.backward``), dead
+            # since ``_adapt`` took e * phi''(z) from it
+            te = _matmul(tg, fwd.layers.weights[i], into=fwd.buffer(("e", i), fwd.d1[i - 1]))
             _matmul(g, dl.weights[i], out=te)
             g = self.cotangents[i - 1]
             tg = te.mul_(fwd.d1[i - 1])
@@ -400,7 +442,7 @@ class ClosedForm:
         loss = -coef.sum()
         g_mean = -coef * diff * self.q_inv_var
         g_log_std = -(coef * (z2 - 1)).sum(1)
-        dws, dbs, _, _ = self.qfwd.backward(g_mean)
+        dws, dbs, _, _ = self.qfwd.backward(g_mean, keep=False)
         return loss, self.pull_back(Layers(dws, dbs, g_log_std))
 
     def kl_gradient(self) -> Tensor:

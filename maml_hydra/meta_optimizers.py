@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.func import vjp
 
 from maml_hydra import closed_form
-from maml_hydra.closed_form import ClosedForm
+from maml_hydra.closed_form import ClosedForm, Scratch
 from maml_hydra.config import HVP, PPOConfig, ProMPConfig, TRPOConfig
 from maml_hydra.learner import MAML, MetaBatch
 from maml_hydra.policy import gaussian_entropy, gaussian_kl, gaussian_log_prob
@@ -156,6 +156,7 @@ def finite_difference_hvp(
     base_eps: float,
     damping: float,
     closed: bool = False,
+    scratch: Scratch | None = None,
 ) -> Callable[[Tensor], Tensor]:
     """v -> (g(theta + e v) - g(theta - e v)) / (2 e) + damping v: rllab's FiniteDifferenceHvp,
     g the gradient of ``mean_kl`` through the adaptation and e = base_eps / |theta|.
@@ -164,13 +165,15 @@ def finite_difference_hvp(
     Hessian-vector product up to O(e^2); with the MAML code's base_eps = 1, e |v| is not small and
     the product also carries the KL's curvature away from theta (see ``TRPOConfig.hvp``).
     With ``closed`` each gradient is ``ClosedForm.kl_gradient`` (the same numbers by hand),
-    else autograd's reverse pass through the vmapped adaptation.
+    else autograd's reverse pass through the vmapped adaptation; the gradients, one after the
+    other, keep their activations in one ``Scratch`` (``scratch``, or one of this product's).
     """
     eps = base_eps / (theta.norm().item() + 1e-8)
+    scratch = Scratch() if scratch is None else scratch
 
     def kl_gradient(th: Tensor) -> Tensor:
         if closed:
-            return ClosedForm(learner, th, batch).kl_gradient()
+            return ClosedForm(learner, th, batch, scratch).kl_gradient()
         th = th.detach().requires_grad_()
         with torch.enable_grad():
             kl = mean_kl(*learner.query_dist(th, batch), batch.query)
@@ -266,16 +269,18 @@ class FiniteDifference:
     ) -> None:
         self.learner, self.theta, self.batch = learner, theta, batch
         self.base_eps, self.closed = base_eps, closed
+        self.scratch = Scratch()  # for each ClosedForm in turn: one lives at a time
 
     def surrogate_gradient(self) -> tuple[Tensor, Tensor]:
         if self.closed:
-            return ClosedForm(self.learner, self.theta, self.batch).surrogate_gradient()
+            closed = ClosedForm(self.learner, self.theta, self.batch, self.scratch)
+            return closed.surrogate_gradient()
         loss, gradient, _, _ = meta_gradient(self.learner, self.theta, self.batch)
         return loss, gradient
 
     def fisher_product(self, damping: float) -> Callable[[Tensor], Tensor]:
         return finite_difference_hvp(
-            self.learner, self.theta, self.batch, self.base_eps, damping, self.closed
+            self.learner, self.theta, self.batch, self.base_eps, damping, self.closed, self.scratch
         )
 
 
@@ -340,6 +345,7 @@ class TRPO:
         else:  # not linear in v: one more product, as rllab
             curvature = direction @ hvp(direction)
         full_step = trust_region_step(direction, curvature, cfg.max_kl)
+        products = hvp = None  # CG's activations: the line search needs none of them
         timings["cg"] = time.perf_counter() - clock
 
         also = None

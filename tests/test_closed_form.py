@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.func import grad, jvp, vmap
 
-from maml_hydra.closed_form import ClosedForm, applies, derivatives
+from maml_hydra.closed_form import ClosedForm, Scratch, applies, derivatives
 from maml_hydra.config import TRPOConfig
 from maml_hydra.learner import ParamLayout
 from maml_hydra.meta_optimizers import (
@@ -119,6 +119,12 @@ def test_nonlinearity_derivatives_equal_forward_mode_autodiff(float64, module):
     _, d2_ref = jvp(lambda u: jvp(module, (u,), (ones,))[1], (z,), (ones,))
     assert torch.allclose(h, h_ref) and torch.allclose(d1, d1_ref)
     assert torch.allclose(torch.zeros_like(z) if d2 is None else d2, d2_ref, atol=1e-12)
+    # into scratch tensors (phi(z) over z itself where the closed form does that): the same bits
+    buffers: dict[str, torch.Tensor] = {}
+    scratch = z.clone()
+    got = derivatives(module)(scratch, lambda name: buffers.setdefault(name, torch.empty_like(z)))
+    for a, b in zip(got, (h, d1, d2), strict=True):
+        assert (a is None and b is None) or torch.equal(a, b)
 
 
 @pytest.mark.parametrize(
@@ -183,15 +189,15 @@ def test_trpo_steps_the_same_with_and_without_the_closed_form(float64, fraction,
     ).abs().max() / scale
 
 
-@pytest.mark.parametrize("num_steps", [1, 0])
+@pytest.mark.parametrize("num_steps,activation", [(1, "relu"), (0, "relu"), (1, "tanh")])
 def test_closed_form_kl_gradient_and_finite_difference_product_equal_autograds(
-    float64,
-    num_steps,
+    float64, num_steps, activation
 ):
     """rllab's finite-difference product (the paper's) differences KL gradients away from
-    theta_old, where the KL's gradient is not zero and the ReLU's kinks matter."""
+    theta_old, where the KL's gradient is not zero and the ReLU's kinks matter. Its products
+    follow one another on one ``Scratch``, each KL gradient's activations over the last's."""
     learner, theta, batch = with_policy(
-        [16, 16], "relu", num_steps=num_steps, tasks=3, episodes=4, horizon=8
+        [16, 16], activation, num_steps=num_steps, tasks=3, episodes=4, horizon=8
     )
     th = theta.detach().requires_grad_()
     (expected,) = torch.autograd.grad(mean_kl(*learner.query_dist(th, batch), batch.query), th)
@@ -204,3 +210,8 @@ def test_closed_form_kl_gradient_and_finite_difference_product_equal_autograds(
     for seed in range(3):
         v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(seed))
         assert torch.allclose(fast(v), slow(v), rtol=1e-8, atol=1e-10)
+    # a ClosedForm on a used Scratch computes what a fresh one does, to the bit
+    used = Scratch()
+    ClosedForm(learner, theta + 0.1, batch, used).kl_gradient()
+    assert used.tensors
+    assert torch.equal(ClosedForm(learner, theta, batch, used).kl_gradient(), got)
