@@ -9,8 +9,11 @@ the heap (``mallopt``: no ``mmap`` for large blocks, never trimming the heap's t
 those faults; the process's resident memory then stays at its high-water mark. The arithmetic
 is the same either way: only where a tensor's memory comes from changes.
 
-``docs/RESULTS.md`` ("The learner's share at the paper's locomotion batch") gives the time and
-the peak resident memory both ways, from ``scripts/bench.py --paper``.
+The closed-form products keep their own large tensors from one use to the next
+(``closed_form.Scratch``); what is left to this setting is the rest of an iteration (the
+meta-gradient's first use of them, autograd's line search). ``docs/RESULTS.md`` ("The learner's
+share at the paper's locomotion batch") gives the time and the peak resident memory both ways,
+from ``scripts/bench.py --paper``.
 """
 
 from __future__ import annotations

@@ -35,8 +35,9 @@ class Config:
     resume: str | None = None  # a run directory to continue from its last checkpoint
     progress: bool = True  # show a progress bar
     # Keep freed memory in the process for reuse (glibc's mallopt; maml_hydra/memory.py): the
-    # learner's large temporaries then cost no page faults. Same numbers, less time (the paper's
-    # finite-difference Fisher product, about 1.6x faster), a higher resident high-water mark.
+    # learner's large temporaries then cost no page faults. Same numbers, less time (at the
+    # paper's HalfCheetah preset 29.6 against 37.5 s per iteration) for the same peak resident
+    # memory there (docs/RESULTS.md, 'The finite-difference product's activations kept ...').
     keep_freed_memory: bool = True
 
     def check(self) -> None:
