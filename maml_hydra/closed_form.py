@@ -195,7 +195,7 @@ class Scratch:
         ``like``'s dtype and device; its contents are whatever the last user left."""
         out = self.tensors.get(key)
         if out is None or (out.shape, out.dtype, out.device) != (shape, like.dtype, like.device):
-            out = self.tensors.pop(key, None)  # the old one is freed before the new one is made
+            self.tensors.pop(key, None)  # the old one is freed before the new one is made
             out = self.tensors[key] = torch.empty(shape, dtype=like.dtype, device=like.device)
         return out
 
