@@ -233,8 +233,18 @@ class Experiment:
 
     def evaluate(self) -> dict:
         """Returns after 0..eval.num_steps gradient steps on the held-out tasks; a return that
-        is not finite stops the run before anything reports it."""
+        is not finite stops the run before anything reports it. Logs a line before and after
+        (a locomotion evaluation takes minutes)."""
+        e = self.cfg.eval
+        log.info(
+            "evaluating on %d held-out tasks, %d episodes per step, %d step(s)",
+            e.num_tasks,
+            e.episodes_per_task,
+            e.num_steps,
+        )
+        start = time.perf_counter()
         returns = self.evaluator.evaluate(self.learner.parameters())
+        log.info("evaluated in %.1f s", time.perf_counter() - start)
         for k, row in enumerate(returns):
             if not bool(torch.isfinite(row).all()):
                 raise DivergenceError(

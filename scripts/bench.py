@@ -60,8 +60,9 @@ in interleaved rounds; the median ratio over the rounds.
 
 The learner's share at ``experiment=paper_<family>`` on one thread (``OMP_NUM_THREADS=1
 env.threads=1``; learner = iteration - sampling): the preset's Fisher product and the exact
-Fisher (Gauss-Newton on all tasks), each with ``keep_freed_memory`` true and false; each row in
-a process of its own, so that its peak resident memory is its own.
+Fisher (Gauss-Newton on all tasks), each with ``keep_freed_memory`` true and false, and TRPO's
+schema default (Gauss-Newton on a quarter of the tasks, ``quarter``); each row in a process of
+its own, so that its peak resident memory is its own.
 """
 
 from __future__ import annotations
@@ -530,6 +531,7 @@ PAPER_ROWS = [  # (Fisher product, keep_freed_memory)
     ("preset", False),
     ("exact", True),
     ("exact", False),
+    ("quarter", True),
 ]
 
 
@@ -538,6 +540,8 @@ def paper_row(family: str, product: str, keep: bool, iterations: int, warmup: in
     overrides = [f"experiment=paper_{family}", "env.threads=1", f"keep_freed_memory={keep}"]
     if product == "exact":
         overrides += ["algorithm.hvp=gauss_newton", "algorithm.fvp_task_fraction=1.0"]
+    elif product == "quarter":
+        overrides += ["algorithm.hvp=gauss_newton", "algorithm.fvp_task_fraction=0.25"]
     import resource
 
     t = measure(overrides, iterations, warmup, "cpu")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -244,6 +245,9 @@ def test_cli_runs_ppo_with_meta_sgd_first_order(tmp_path):
     assert "before adaptation" in lines[0] and "s/it" in lines[0] and "left" in lines[0]
     assert lines[0] in result.stdout
     assert "held-out return over 3 tasks" in logged
+    # the final evaluation says when it starts and how long it took
+    assert "evaluating on 3 held-out tasks, 4 episodes per step, 2 step(s)" in logged
+    assert re.search(r"\] - evaluated in \d+\.\d s", logged)
     summary = json.loads((tmp_path / "run" / "eval_results.json").read_text())
     before, after = summary["return_per_task"][:2]
     gains = [b - a for a, b in zip(before, after, strict=True)]
