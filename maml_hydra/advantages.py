@@ -151,13 +151,20 @@ def batch_advantages(
     gamma: float,
     lam: float,
     ends: Tensor | None = None,
+    pooled: bool = False,
 ) -> Tensor:
     """``task_advantages`` vmapped over the leading task dimension; ``ends`` [T, E, H] marks
     the last step of every episode (default: each row is one episode, ending at its last
-    valid step)."""
+    valid step). ``pooled``: one baseline fitted on every task's steps and one standardisation
+    over them all (``LinearBaseline.batch``); returns and GAE stay within each episode."""
     if ends is None:
         ends = last_steps(mask)
     end_index, episode_time = episode_layout(ends)
-    return vmap(task_advantages, in_dims=(0, 0, 0, None, None, 0, 0))(
-        obs, rewards, mask, gamma, lam, end_index, episode_time
-    )
+    if not pooled:
+        return vmap(task_advantages, in_dims=(0, 0, 0, None, None, 0, 0))(
+            obs, rewards, mask, gamma, lam, end_index, episode_time
+        )
+    returns = vmap(discounted_returns, in_dims=(0, 0, None, 0))(rewards, mask, gamma, end_index)
+    values = fit_linear_baseline(obs, returns, mask, episode_time)
+    per_task = vmap(gae, in_dims=(0, 0, 0, None, None, 0))
+    return normalize(per_task(rewards, values, mask, gamma, lam, end_index), mask)

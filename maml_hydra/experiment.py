@@ -24,6 +24,7 @@ from maml_hydra.checkpoint import (
     write_atomic,
 )
 from maml_hydra.config import Config, config_to_yaml
+from maml_hydra.config.choices import LinearBaseline
 from maml_hydra.evaluator import Evaluator, objective_step, paired_gain, summarize_returns
 from maml_hydra.learner import MAML, MetaBatch
 from maml_hydra.logger import RunLogger, Stopwatch, closing_summary, peak_memory
@@ -94,7 +95,8 @@ class Experiment:
             cfg.policy.init,
             cfg.policy.learn_std,
         ).to(self.device)
-        self.learner = MAML(self.policy, cfg.inner, t.gamma, t.gae_lambda)
+        pooled = t.linear_baseline == LinearBaseline.batch
+        self.learner = MAML(self.policy, cfg.inner, t.gamma, t.gae_lambda, pooled)
         self.meta_optimizer = get_class(cfg.algorithm._target_)(
             cfg.algorithm, self.learner, cfg.seed
         )

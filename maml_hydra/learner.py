@@ -71,6 +71,7 @@ class MAML:
         inner: InnerConfig,
         gamma: float,
         gae_lambda: float,
+        pooled_baseline: bool = False,
     ):
         self.policy = policy
         self.num_steps = inner.num_steps
@@ -80,6 +81,8 @@ class MAML:
         self.inner_objective = ESTIMATORS[Estimator(inner.estimator)]
         self.gamma = gamma
         self.gae_lambda = gae_lambda
+        # meta-training's batches on one baseline over all tasks (train.linear_baseline=batch)
+        self.pooled_baseline = pooled_baseline
         self.inner_lrs: Params = {}
         if self.learn_lr:
             self.inner_lrs = {
@@ -199,13 +202,22 @@ class MAML:
         generator: torch.Generator,
         plan: SamplingPlan,
         mode: bool = False,
+        pooled_baseline: bool = False,
     ) -> Trajectories:
         """One batch of every task of ``env`` with shared (or, ``batched``, per-task) params;
         ``plan`` is the sampling plan that ``env`` was built for; ``mode``: act with the
-        policies' mean (``sampling.rollout``)."""
+        policies' mean; ``pooled_baseline``: one baseline over all tasks (``sampling.rollout``)."""
         dist = self.sampling_dist(params, batched)
         return rollout(
-            env, dist, generator, self.gamma, self.gae_lambda, plan.budget, plan.pooled, mode
+            env,
+            dist,
+            generator,
+            self.gamma,
+            self.gae_lambda,
+            plan.budget,
+            plan.pooled,
+            mode,
+            pooled_baseline,
         )
 
     def inner_step(self, k: int) -> float:
@@ -223,6 +235,7 @@ class MAML:
         step_size: Callable[[int], float],
         watch: Stopwatch | None = None,
         adapted_mode: bool = False,
+        pooled_baseline: bool = False,
     ) -> Iterator[Trajectories]:
         """Sample every task of ``env`` with theta, take an inner step on that batch (step k of
         size ``step_size(k)``), sample with the adapted policies, and so on: the ``steps + 1``
@@ -233,9 +246,8 @@ class MAML:
         batched = False
         for k in range(steps + 1):
             with watch("sampling"):
-                traj = self.rollout(
-                    env, params, batched, generator, plan, adapted_mode and k == steps
-                )
+                mode = adapted_mode and k == steps
+                traj = self.rollout(env, params, batched, generator, plan, mode, pooled_baseline)
             yield traj
             if k < steps:
                 with watch("adaptation"), torch.no_grad():
@@ -254,7 +266,16 @@ class MAML:
         """Support batches with theta, theta_1, ..., then the query batch with theta_K;
         ``on_batch`` sees each batch as soon as it is sampled (the env still holds its episodes'
         outcome, e.g. ``episode_success``)."""
-        steps = self.adaptation(env, theta, generator, plan, self.num_steps, self.inner_step, watch)
+        steps = self.adaptation(
+            env,
+            theta,
+            generator,
+            plan,
+            self.num_steps,
+            self.inner_step,
+            watch,
+            pooled_baseline=self.pooled_baseline,
+        )
         batches = []
         for traj in steps:
             batches.append(traj)

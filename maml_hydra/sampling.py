@@ -80,6 +80,7 @@ def rollout(
     budget: int | None = None,
     pooled: bool = False,
     mode: bool = False,
+    pooled_baseline: bool = False,
 ) -> Trajectories:
     """Sample every (task, row) at once with stochastic actions a = mean + std * noise, then
     compute advantages. ``mode=True`` acts with the distribution's mode, a = mean, and draws no
@@ -95,6 +96,8 @@ def rollout(
     paper's training sampler, one environment per task: build the family with one row per
     task). A row never needs more than ``ceil(B / E) + horizon - 1`` steps; with ``B = E *
     horizon`` and no early ends every mode coincides with ``budget=None``.
+    ``pooled_baseline``: advantages on one linear baseline fitted over all tasks
+    (``advantages.batch_advantages``).
     """
     num_tasks, episodes = env.batch_size
     horizon, device = env.horizon, env.device
@@ -157,7 +160,7 @@ def rollout(
     mask = mask_buf.float()
     rewards = rew_buf * mask
     log_prob = gaussian_log_prob(mean_buf, log_std[:, None, None, :], act_buf)
-    advantages = batch_advantages(obs_buf, rewards, mask, gamma, gae_lambda, ends)
+    advantages = batch_advantages(obs_buf, rewards, mask, gamma, gae_lambda, ends, pooled_baseline)
     traj = Trajectories(
         obs_buf, act_buf, rewards, mask, log_prob, mean_buf, log_std, advantages, ends.float()
     )

@@ -118,3 +118,88 @@ def test_rows_holding_several_episodes_equal_the_same_episodes_one_per_row():
         want = loop_returns(rewards[row, start : start + n], 0.9)
         assert torch.allclose(got[row, start : start + n], want, atol=1e-5)
         assert torch.equal(episode_time[row, start : start + n], torch.arange(n).float())
+
+
+def test_pooled_advantages_fit_one_baseline_over_every_task():
+    """train.linear_baseline=batch against numpy: one ridge fit on the valid steps of every
+    task and episode, GAE within each episode, one standardisation over all valid steps."""
+    import numpy as np
+
+    tasks, episodes, horizon, dim, gamma, lam = 3, 2, 7, 2, 0.99, 0.9
+    obs = torch.randn(tasks, episodes, horizon, dim, generator=g, dtype=torch.float64)
+    rewards = torch.randn(tasks, episodes, horizon, generator=g, dtype=torch.float64)
+    mask = torch.ones(tasks, episodes, horizon, dtype=torch.float64)
+    mask[1, 0, 4:] = 0  # an episode that ended early
+    mask[2, 1, 2:] = 0
+    pooled = batch_advantages(obs, rewards * mask, mask, gamma, lam, pooled=True)
+
+    o, r, m = obs.numpy(), (rewards * mask).numpy(), mask.numpy().astype(bool)
+    rows, targets = [], []
+    returns = np.zeros_like(r)
+    for i in range(tasks):
+        for e in range(episodes):
+            running = 0.0
+            for t in reversed(range(horizon)):
+                running = r[i, e, t] + gamma * running if m[i, e, t] else 0.0
+                returns[i, e, t] = running
+    feats = np.zeros((tasks, episodes, horizon, 2 * dim + 4))
+    for i in range(tasks):
+        for e in range(episodes):
+            for t in range(horizon):
+                c, s = np.clip(o[i, e, t], -10, 10), t / 100
+                feats[i, e, t] = np.concatenate([c, c * c, [s, s * s, s**3, 1.0]])
+                if m[i, e, t]:
+                    rows.append(feats[i, e, t])
+                    targets.append(returns[i, e, t])
+    x, y = np.array(rows), np.array(targets)
+    coeffs = np.linalg.solve(x.T @ x + 1e-5 * np.eye(x.shape[1]), x.T @ y)
+    values = feats @ coeffs * m
+    adv = np.zeros_like(r)
+    for i in range(tasks):
+        for e in range(episodes):
+            running = 0.0
+            for t in reversed(range(horizon)):
+                if not m[i, e, t]:
+                    continue
+                v_next = values[i, e, t + 1] if t + 1 < horizon and m[i, e, t + 1] else 0.0
+                running = r[i, e, t] + gamma * v_next - values[i, e, t] + gamma * lam * running
+                adv[i, e, t] = running
+    valid = adv[m]
+    want = (adv - valid.mean()) / (valid.std() + 1e-8) * m
+    assert np.allclose(pooled.numpy(), want, atol=1e-8)
+    # per task (the default) is another fit: the two differ
+    per_task = batch_advantages(obs, rewards * mask, mask, gamma, lam)
+    assert not torch.allclose(per_task, pooled, atol=1e-3)
+
+
+def test_train_linear_baseline_batch_pools_the_training_batch_only():
+    """baseline=pretrained with train.linear_baseline=batch: the training batch's advantages
+    are the pooled ones of its own steps; the default's are per task."""
+    from maml_hydra.experiment import Experiment
+    from tests.helpers import make_config
+
+    for choice, pooled in (("batch", True), ("per_task", False)):
+        cfg = make_config(["baseline=pretrained", f"train.linear_baseline={choice}"])
+        exp = Experiment(cfg, "unused")
+        assert exp.learner.pooled_baseline is pooled
+        batch = exp.sample_meta_batch().query
+        want = batch_advantages(
+            batch.obs,
+            batch.rewards,
+            batch.mask,
+            cfg.train.gamma,
+            cfg.train.gae_lambda,
+            None,
+            pooled,
+        )
+        assert torch.allclose(batch.advantages, want, atol=1e-5)
+        other = batch_advantages(
+            batch.obs,
+            batch.rewards,
+            batch.mask,
+            cfg.train.gamma,
+            cfg.train.gae_lambda,
+            None,
+            not pooled,
+        )
+        assert not torch.allclose(batch.advantages, other, atol=1e-3)

@@ -122,6 +122,7 @@ BAD_VALUES = [
     ("algorithm.fvp_task_fraction=1.5", "algorithm.fvp_task_fraction=1.5"),
     ("algorithm.fvp_min_tasks=0", "algorithm.fvp_min_tasks=0"),
     ("algorithm.fd_eps=0", "algorithm.fd_eps=0.0"),
+    ("train.linear_baseline=batch", "train.linear_baseline='batch'"),  # MAML adapts in training
 ]
 
 # keys of the MuJoCo families, checked for each family's schema
@@ -144,6 +145,7 @@ BAD_CHOICES = [
     ("policy.init=glorot", "policy.init"),
     ("algorithm.hvp=perlmutter", "algorithm.hvp"),
     ("inner.estimator=loaded_dice", "inner.estimator"),
+    ("train.linear_baseline=pooled", "train.linear_baseline"),
 ]
 
 

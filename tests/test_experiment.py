@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,13 +20,8 @@ from maml_hydra.checkpoint import CheckpointError, load_checkpoint, save_checkpo
 from maml_hydra.config import ConfigError
 from maml_hydra.experiment import Experiment
 from maml_hydra.logger import peak_memory
+from maml_hydra.results.tensorboard import scalars
 from tests.helpers import TINY, cli, make_config, results, run_cli
-
-
-def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
-    acc.Reload()
-    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
 def test_train_writes_tensorboard_checkpoint_and_evaluation(tmp_path, caplog):

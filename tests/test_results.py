@@ -4,6 +4,7 @@ reader on real event files, and the paper's numbers against the shares its field
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -57,6 +58,24 @@ def test_the_reader_gives_back_what_a_run_logged(tmp_path):
     assert eval_at(tmp_path, 3) == [float(k) for k in range(11)]
     assert eval_at(tmp_path, 2) is None
     assert scalars(tmp_path / "nothing") == {} and training_log(tmp_path / "nothing") == (0.0, {})
+
+
+def test_a_resumed_runs_scalars_drop_what_followed_its_checkpoint_quietly(tmp_path, caplog):
+    """Killed after iteration 5 with its checkpoint at 3, resumed at 4 (the purge step the
+    run's logger sets): one value per iteration, the resumed ones, and no TensorBoard warning."""
+    first = SummaryWriter(str(tmp_path / "tensorboard"))
+    for it in range(1, 6):
+        first.add_scalar("time/iteration", 1.0, it)
+    first.close()
+    time.sleep(1.1)  # event files are named by the second they were opened in
+    resumed = SummaryWriter(str(tmp_path / "tensorboard"), purge_step=4)
+    for it in range(4, 8):
+        resumed.add_scalar("time/iteration", 2.0, it)
+    resumed.close()
+    with caplog.at_level("WARNING"):
+        logged = scalars(tmp_path)["time/iteration"]
+    assert logged == [(1, 1.0), (2, 1.0), (3, 1.0), (4, 2.0), (5, 2.0), (6, 2.0), (7, 2.0)]
+    assert caplog.records == []
 
 
 def test_the_papers_gap_shares_are_those_of_its_numbers():

@@ -38,6 +38,19 @@ class Sampling(str, Enum):
     sequential = "sequential"
 
 
+class LinearBaseline(str, Enum):
+    """Over which steps a training batch's linear feature baseline is fitted and its advantages
+    standardised (``TrainConfig.linear_baseline``).
+
+    per_task: each task's own steps (the MAML paper's code for MAML's batches, and the only
+    choice for a variant that adapts: its inner step sees one task). batch: all the steps of the
+    batch at once, one fit and one standardisation (rllab's ``process_samples`` on the whole
+    batch, as the paper's code trained its pretrained and oracle policies)."""
+
+    per_task = "per_task"
+    batch = "batch"
+
+
 class HVP(str, Enum):
     """How TRPO's conjugate gradient multiplies by the KL Hessian (``TRPOConfig.hvp``)."""
 

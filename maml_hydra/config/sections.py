@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from maml_hydra.config.choices import Activation, Init, Sampling
+from maml_hydra.config.choices import Activation, Init, LinearBaseline, Sampling
 from maml_hydra.config.rules import Root, at_least, finite, is_finite, require, short, within
 
 
@@ -38,6 +38,10 @@ class TrainConfig:
     checkpoint_every: int = 10  # iterations between checkpoints (one is always written at the end)
     gamma: float = 0.99  # discount for every advantage, inner and outer
     gae_lambda: float = 1.0  # GAE lambda on the linear feature baseline; 1.0 = Monte Carlo
+    # per_task or batch: the training batches' baseline fit and advantage standardisation (see
+    # LinearBaseline; batch only for a variant that does not adapt in training, inner.num_steps
+    # 0). Held-out evaluation always fits per task: each goal is its own problem.
+    linear_baseline: LinearBaseline = LinearBaseline.per_task
     eval_every: int = 0  # evaluate on held-out tasks every N iterations; 0 = only at the end
     # a log line (stdout and the run's train.log) every N iterations and at the last: returns
     # before and after adaptation, KL, s/iteration, time left; 0 = none. Beside the progress
@@ -52,6 +56,13 @@ class TrainConfig:
         at_least("train.checkpoint_every", self.checkpoint_every, 1)
         within("train.gamma", self.gamma, 0, 1, low_open=True)
         within("train.gae_lambda", self.gae_lambda, 0, 1)
+        require(
+            self.linear_baseline != LinearBaseline.batch or cfg.inner.num_steps == 0,
+            "train.linear_baseline",
+            "batch",
+            f"must be per_task where inner.num_steps > 0 (here {cfg.inner.num_steps}): a variant "
+            "that adapts in training fits each task's baseline on that task's own steps",
+        )
         at_least("train.eval_every", self.eval_every, 0)
         at_least("train.log_every", self.log_every, 0)
 

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.util import tb_logging
 
 
 def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar tag of the run as [(iteration, value)], all events kept ({} when the run
-    has no event file)."""
+    has no event file). A resumed run's events from after its checkpoint, written before it was
+    stopped, are dropped: the resumed writer marks them (its purge step) and TensorBoard purges
+    them, with a warning that is expected here and so not shown."""
     events = Path(run_dir) / "tensorboard"
     if not list(events.glob("events.out.tfevents.*")):
         return {}
     acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-    acc.Reload()
+    tb_log = tb_logging.get_logger()
+    level = tb_log.level
+    tb_log.setLevel(logging.ERROR)
+    try:
+        acc.Reload()
+    finally:
+        tb_log.setLevel(level)
     return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
 
 
