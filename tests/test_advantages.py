@@ -183,23 +183,6 @@ def test_train_linear_baseline_batch_pools_the_training_batch_only():
         exp = Experiment(cfg, "unused")
         assert exp.learner.pooled_baseline is pooled
         batch = exp.sample_meta_batch().query
-        want = batch_advantages(
-            batch.obs,
-            batch.rewards,
-            batch.mask,
-            cfg.train.gamma,
-            cfg.train.gae_lambda,
-            None,
-            pooled,
-        )
-        assert torch.allclose(batch.advantages, want, atol=1e-5)
-        other = batch_advantages(
-            batch.obs,
-            batch.rewards,
-            batch.mask,
-            cfg.train.gamma,
-            cfg.train.gae_lambda,
-            None,
-            not pooled,
-        )
-        assert not torch.allclose(batch.advantages, other, atol=1e-3)
+        args = (batch.obs, batch.rewards, batch.mask, cfg.train.gamma, cfg.train.gae_lambda, None)
+        assert torch.allclose(batch.advantages, batch_advantages(*args, pooled), atol=1e-5)
+        assert not torch.allclose(batch.advantages, batch_advantages(*args, not pooled), atol=1e-3)
