@@ -183,6 +183,61 @@ def test_train_linear_baseline_batch_pools_the_training_batch_only():
         exp = Experiment(cfg, "unused")
         assert exp.learner.pooled_baseline is pooled
         batch = exp.sample_meta_batch().query
-        args = (batch.obs, batch.rewards, batch.mask, cfg.train.gamma, cfg.train.gae_lambda, None)
+        ends = batch.ends.bool()
+        args = (batch.obs, batch.rewards, batch.mask, cfg.train.gamma, cfg.train.gae_lambda, ends)
         assert torch.allclose(batch.advantages, batch_advantages(*args, pooled), atol=1e-5)
         assert not torch.allclose(batch.advantages, batch_advantages(*args, not pooled), atol=1e-3)
+
+
+def test_pooled_rows_holding_several_episodes_equal_the_same_episodes_one_per_row():
+    """The pooled fit sees each episode from its own start (train.sampling=steps and
+    sequential pack episodes back to back): packed rows give the advantages of the same
+    episodes laid out one per row."""
+    lengths = [[[3, 5, 2], [6, 4]], [[4, 6], [2, 7, 1]]]  # 2 tasks x 2 rows of 10 steps
+    horizon, dim = 10, 2
+    obs = torch.randn(2, 2, horizon, dim, generator=g, dtype=torch.float64)
+    rewards = torch.randn(2, 2, horizon, generator=g, dtype=torch.float64)
+    mask = torch.zeros(2, 2, horizon, dtype=torch.float64)
+    ends = torch.zeros(2, 2, horizon, dtype=torch.bool)
+    separate = torch.zeros(
+        sum(len(r) for t in lengths for r in t), horizon, dim + 2, dtype=obs.dtype
+    )
+    where, k = [], 0
+    for task, rows in enumerate(lengths):
+        for row, row_lengths in enumerate(rows):
+            start = 0
+            for n in row_lengths:
+                mask[task, row, start : start + n] = 1
+                ends[task, row, start + n - 1] = True
+                separate[k, :n, :dim] = obs[task, row, start : start + n]
+                separate[k, :n, dim] = rewards[task, row, start : start + n]
+                separate[k, :n, dim + 1] = 1
+                where.append((task, row, start, n))
+                start, k = start + n, k + 1
+    packed = batch_advantages(obs, rewards * mask, mask, 0.99, 0.9, ends, pooled=True)
+    one_per_row = batch_advantages(
+        separate[None, :, :, :dim],
+        separate[None, :, :, dim],
+        separate[None, :, :, dim + 1],
+        0.99,
+        0.9,
+        pooled=True,
+    )[0]
+    for k, (task, row, start, n) in enumerate(where):
+        assert torch.allclose(packed[task, row, start : start + n], one_per_row[k, :n], atol=1e-8)
+    assert torch.all(packed[mask == 0] == 0)
+
+
+def test_a_stored_config_without_the_key_fits_per_task():
+    """A committed result file's config, written before train.linear_baseline existed, loads as
+    per_task: what its run did."""
+    import json
+
+    from maml_hydra.checkpoint import config_from_yaml
+    from maml_hydra.config.choices import LinearBaseline
+    from tests.helpers import ROOT
+
+    stored = ROOT / "docs" / "results" / "paper" / "ant_per_task_baseline" / "oracle_seed0.json"
+    config = json.loads(stored.read_text())["config"]
+    assert "linear_baseline" not in config
+    assert config_from_yaml(config).train.linear_baseline == LinearBaseline.per_task

@@ -13,7 +13,8 @@ def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar tag of the run as [(iteration, value)], all events kept ({} when the run
     has no event file). A resumed run's events from after its checkpoint, written before it was
     stopped, are dropped: the resumed writer marks them (its purge step) and TensorBoard purges
-    them, with a warning that is expected here and so not shown."""
+    them with a warning, expected here. TensorBoard's warnings are not shown during the read
+    (all of them: its logger has no finer switch)."""
     events = Path(run_dir) / "tensorboard"
     if not list(events.glob("events.out.tfevents.*")):
         return {}
