@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from maml_hydra.advantages import (
@@ -241,3 +242,35 @@ def test_a_stored_config_without_the_key_fits_per_task():
     config = json.loads(stored.read_text())["config"]
     assert "linear_baseline" not in config
     assert config_from_yaml(config).train.linear_baseline == LinearBaseline.per_task
+
+
+def test_one_episode_per_task_is_allowed_only_with_the_batch_fit():
+    """train.episodes_per_task=1 (a goal per episode, as the paper's pretrained and oracle):
+    accepted with one baseline over the batch, whose advantages do not depend on how the
+    episodes are grouped into tasks; refused with one line under the per-task fit."""
+    from maml_hydra.config import ConfigError
+    from maml_hydra.experiment import Experiment
+    from maml_hydra.runtime import check_config
+    from tests.helpers import make_config
+
+    pooled = ["baseline=pretrained", "train.linear_baseline=batch"]
+    cfg = make_config([*pooled, "train.episodes_per_task=1"])
+    check_config(cfg)
+    batch = Experiment(cfg, "unused").sample_meta_batch().query
+    assert batch.obs.shape[1] == 1
+    args = (cfg.train.gamma, cfg.train.gae_lambda)
+    regrouped = batch_advantages(
+        batch.obs.transpose(0, 1),
+        batch.rewards.transpose(0, 1),
+        batch.mask.transpose(0, 1),
+        *args,
+        batch.ends.bool().transpose(0, 1),
+        pooled=True,
+    )
+    assert torch.allclose(batch.advantages, regrouped.transpose(0, 1), atol=1e-5)
+    for overrides, rule in (
+        (["baseline=pretrained", "train.episodes_per_task=1"], "=1 is not allowed: .*>= 2"),
+        ([*pooled, "train.episodes_per_task=0"], "=0 is not allowed: must be >= 1"),
+    ):
+        with pytest.raises(ConfigError, match=rf"^train.episodes_per_task{rule}"):
+            check_config(make_config(overrides))

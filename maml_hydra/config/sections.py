@@ -52,7 +52,15 @@ class TrainConfig:
     def check(self, cfg: Root) -> None:
         at_least("train.iterations", self.iterations, 0)
         at_least("train.meta_batch_size", self.meta_batch_size, 1)
-        at_least("train.episodes_per_task", self.episodes_per_task, 2)
+        # a per-task fit needs two episodes of a task; one baseline over the whole batch takes
+        # one episode per task, as the paper's pretrained and oracle drew a goal at every reset
+        pooled = self.linear_baseline == LinearBaseline.batch
+        require(
+            is_finite(self.episodes_per_task) and self.episodes_per_task >= (1 if pooled else 2),
+            "train.episodes_per_task",
+            self.episodes_per_task,
+            "must be >= 1 with train.linear_baseline=batch, else >= 2 (one baseline per task)",
+        )
         at_least("train.checkpoint_every", self.checkpoint_every, 1)
         within("train.gamma", self.gamma, 0, 1, low_open=True)
         within("train.gae_lambda", self.gae_lambda, 0, 1)
