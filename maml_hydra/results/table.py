@@ -293,15 +293,16 @@ def paper_plot(path: Path, family: str, chosen: dict[str, dict[int, list[float]]
         mean = torch.tensor([c[0] for c in cells])
         err = torch.tensor([c[1] or 0.0 for c in cells])
         theirs = paper.get(variant)  # a variant of the paper's own name only
+        seeds = f"{len(by)} seed{'' if len(by) == 1 else 's'}"
         if steps == 1:  # not adapted: a horizontal line
-            label = f"{variant} ({len(by)} seeds, not adapted)"
+            label = f"{variant} ({seeds}, not adapted)"
             ax.axhline(mean[0], linestyle="--", label=label, color=color)
             ax.axhspan(mean[0] - err[0], mean[0] + err[0], color=color, alpha=0.1)
             if theirs:
                 ax.axhline(theirs[0][0], linestyle=":", color=color)
             continue
         x = list(range(steps))
-        ax.plot(x, mean, marker="o", label=f"{variant} ({len(by)} seeds)", color=color)
+        ax.plot(x, mean, marker="o", label=f"{variant} ({seeds})", color=color)
         ax.fill_between(x, mean - err, mean + err, alpha=0.2, color=color)
         if theirs:
             ours = theirs[0][:steps]
