@@ -58,6 +58,11 @@ def test_the_reader_gives_back_what_a_run_logged(tmp_path):
     assert eval_at(tmp_path, 3) == [float(k) for k in range(11)]
     assert eval_at(tmp_path, 2) is None
     assert scalars(tmp_path / "nothing") == {} and training_log(tmp_path / "nothing") == (0.0, {})
+    fast = SummaryWriter(str(tmp_path / "fast" / "tensorboard"))
+    for it in (1, 2, 3):  # a few fast iterations keep their time: no rounding to 0
+        fast.add_scalar("time/iteration", 0.0104, it)
+    fast.close()
+    assert training_log(tmp_path / "fast")[0] == 0.031  # to the millisecond, as exported
 
 
 def test_a_resumed_runs_scalars_drop_what_followed_its_checkpoint_quietly(tmp_path, caplog):

@@ -71,7 +71,7 @@ def export(sweep: Path, out: Path, commit: str) -> list[Path]:
             "config": OmegaConf.to_yaml(config),
             "iterations": entry["iteration"],
             "env_steps": 0 if untrained else int(state["env_steps"]),
-            "train_wall_s": round(seconds, 1),
+            "train_wall_s": seconds,
             "eval": results["settings"],
             "tasks": entry["tasks"],
             "returns": entry["returns"],  # [gradient steps + 1][tasks]
@@ -108,7 +108,7 @@ def run_record(run: Path, commit: str, variant: str | None = None) -> dict:
         "config": OmegaConf.to_yaml(config),
         "iterations": summary["iteration"],
         "env_steps": summary["env_steps"],
-        "train_wall_s": round(seconds, 1),
+        "train_wall_s": seconds,
         "eval": {**evaluation, "lrs": lrs},
         "tasks": evaluation["tasks"],
         "returns": summary["return_per_task"],  # [gradient steps + 1][tasks]
@@ -186,7 +186,7 @@ def export_search(sweep: Path, out: Path, commit: str) -> list[Path]:
             "objective_step": summary["objective_step"],
             "iterations": summary["iteration"],
             "env_steps": summary["env_steps"],
-            "train_wall_s": round(seconds, 1),
+            "train_wall_s": seconds,
             "eval": {**evaluation, "lrs": summary.get("eval_lrs", evaluation["lrs"])},
             "returns": summary["return_per_task"],  # [gradient steps + 1][tasks]
             "curve": curve,

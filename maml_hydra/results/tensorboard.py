@@ -35,7 +35,8 @@ def values(tags: dict[str, list[tuple[int, float]]], tag: str) -> list[float]:
 
 
 def training_log(run_dir: Path) -> tuple[float, dict]:
-    """The seconds of meta-training (the sum of ``time/iteration``, 0 if it never trained) and
+    """The seconds of meta-training (the sum of ``time/iteration`` to the millisecond, so that
+    a run of a few fast iterations does not round to 0; 0 if it never trained) and
     the learning curve per meta-iteration: cumulative env steps and the training batch's mean
     return before and after adaptation (values rounded to 3 decimals)."""
     tags = scalars(run_dir)
@@ -50,7 +51,7 @@ def training_log(run_dir: Path) -> tuple[float, dict]:
         "return_before": rounded("train/return_before_adaptation"),
         "return_after": rounded("train/return_after_adaptation"),
     }
-    return sum(values(tags, "time/iteration")), curve
+    return round(sum(values(tags, "time/iteration")), 3), curve
 
 
 def eval_at(run_dir: Path, iteration: int) -> list[float] | None:
