@@ -24,7 +24,7 @@ from maml_hydra.checkpoint import (
 )
 from maml_hydra.config import Config, EvaluateConfig
 from maml_hydra.results.records import ordered
-from maml_hydra.results.stats import mean_se
+from maml_hydra.results.stats import mean_se, steps_text
 from maml_hydra.rundir import CHECKPOINT, checkpoint_path
 from maml_hydra.sampling import SamplingPlan
 
@@ -136,7 +136,7 @@ def write_markdown(
         f"for a variant of one seed); {per_step} per step, step sizes {settings['lrs']}. The "
         "oracle is evaluated without gradient steps.",
         "",
-        "| variant | seeds | " + " | ".join(f"{k} steps" for k in range(steps)) + " |",
+        "| variant | seeds | " + " | ".join(steps_text(k) for k in range(steps)) + " |",
         "|---|---|" + "---|" * steps,
     ]
     for variant in ordered(summary):

@@ -152,7 +152,7 @@ def test_evaluate_cli_writes_the_whole_report(sweep):
         assert len(entry["returns"]) == steps and all(len(r) == 4 for r in entry["returns"])
     assert set(results["summary"]) == variants
     table = (out / "summary.md").read_text()
-    assert "| variant | seeds | 0 steps | 1 steps | 2 steps |" in table
+    assert "| variant | seeds | 0 steps | 1 step | 2 steps |" in table
     for v in variants:
         assert f"| {v} | 1 |" in table
     image = mpimg.imread(out / "adaptation.png")

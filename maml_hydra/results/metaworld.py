@@ -17,7 +17,7 @@ import torch
 from maml_hydra.report import plot, summarize_variants
 from maml_hydra.results import stats
 from maml_hydra.results.records import ordered, print_budgets
-from maml_hydra.results.stats import fmt, mean_se
+from maml_hydra.results.stats import fmt, mean_se, steps_text
 
 # Published MAML success rates, with where each was read. Only numbers that a stored source
 # gives are here; the budgets are the sources' own. Meta-World v1 differs from v3 (its reward
@@ -97,8 +97,8 @@ def table(records: list[dict], folder="the folder", plot_path=None) -> None:
         f"### Meta-World {name}: held-out test tasks ({num_tasks} per run), mean ± s.e. over "
         "seeds (over tasks where one seed)\n"
     )
-    head = " | ".join(f"success {k} steps" for k in range(steps))
-    head += " | " + " | ".join(f"return {k} steps" for k in range(steps))
+    head = " | ".join(f"success {steps_text(k)}" for k in range(steps))
+    head += " | " + " | ".join(f"return {steps_text(k)}" for k in range(steps))
     print(f"| variant | seeds | {head} | Meta-World's protocol success |")
     print("|---|---|" + "---|" * (2 * steps + 1))
     for variant in ordered(returns):

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from maml_hydra.results.records import fail, read_list, step_means
-from maml_hydra.results.stats import fmt, mean_se, paired, paired_lists
+from maml_hydra.results.stats import fmt, mean_se, paired, paired_lists, steps_text
 
 
 def load_pairs(this: str, other: str) -> list[tuple[dict, dict]]:
@@ -82,13 +82,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[1], help="gradient steps")
     args = parser.parse_args(argv)
     rows = [(label, load_pairs(this, other)) for label, this, other in args.row]
-    steps = "/".join(map(str, args.steps))
+    steps = (
+        steps_text(args.steps[0])
+        if len(args.steps) == 1
+        else "/".join(map(str, args.steps)) + " steps"
+    )
     header = ("this", "other", "this minus other, paired", "s.e. over")
     table = []  # every cell before the first line: a refused row prints nothing
     for label, pairs in rows:
         *columns, (unit, *_) = zip(*(cells(pairs, k) for k in args.steps), strict=True)
         table.append(f"| {label} | " + " | ".join(" / ".join(c) for c in columns) + f" | {unit} |")
-    print(f"| comparison (after {steps} steps) | " + " | ".join(header) + " |")
+    print(f"| comparison (after {steps}) | " + " | ".join(header) + " |")
     print("|---|---|---|---|---|")
     print("\n".join(table))
 

@@ -21,7 +21,7 @@ import argparse
 import torch
 
 from maml_hydra.results.records import fail, read_list, step_means
-from maml_hydra.results.stats import fmt, fmt_paired, mean_se, paired, paired_lists
+from maml_hydra.results.stats import fmt, fmt_paired, mean_se, paired, paired_lists, steps_text
 
 
 def load_set(files: str) -> list[dict]:
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         for label, records in rows
     ]
     extra = ["1 step minus 0, paired"] if args.gain else []
-    print("| set | seeds | " + " | ".join([f"{k} steps" for k in args.steps] + extra) + " |")
+    print("| set | seeds | " + " | ".join([steps_text(k) for k in args.steps] + extra) + " |")
     print("|---|---|" + "---|" * (len(args.steps) + len(extra)))
     print("\n".join(table))
 

@@ -27,6 +27,11 @@ def mean_se(values) -> tuple[float, float | None]:
     return statistics.mean(values), statistics.stdev(values) / math.sqrt(len(values))
 
 
+def steps_text(k: int) -> str:
+    """A number of gradient steps in words: "1 step", "0 steps", "3 steps"."""
+    return f"{k} step" if k == 1 else f"{k} steps"
+
+
 def fmt(mean: float, se: float | None) -> str:
     """ "mean ± s.e.", or "mean (1 seed)" where there is no standard error."""
     return f"{mean:.2f} ± {se:.2f}" if se is not None else f"{mean:.2f} (1 seed)"

@@ -43,7 +43,7 @@ from maml_hydra.results import metaworld, stats
 from maml_hydra.results import paper as published
 from maml_hydra.results.records import RecordError, ordered, print_budgets
 from maml_hydra.results.records import read as read_record
-from maml_hydra.results.stats import fmt, mean_se, t95
+from maml_hydra.results.stats import fmt, mean_se, steps_text, t95
 
 PAPER = published.LOCOMOTION
 
@@ -329,9 +329,10 @@ def search(folder: Path) -> None:
     first = trials[0]
     k = first["objective_step"]
     print(
-        f"### {first['family']}: {len(trials)} trials, objective = held-out return after {k} "
-        f"step(s) ({first['eval']['num_tasks']} tasks x {first['eval']['episodes_per_task']} "
-        f"episodes, eval.seed {first['eval']['seed']}), mean ± s.e. over tasks\n"
+        f"### {first['family']}: {len(trials)} trials, objective = held-out return after "
+        f"{steps_text(k)} ({first['eval']['num_tasks']} tasks x "
+        f"{first['eval']['episodes_per_task']} episodes, eval.seed {first['eval']['seed']}), "
+        "mean ± s.e. over tasks\n"
     )
     print(f"| trial | {' | '.join(keys)} | 0 steps | objective | gain | env steps | wall time |")
     print("|---|" + "---|" * (len(keys) + 5))
@@ -421,7 +422,7 @@ def main(argv: list[str] | None = None) -> None:
         f"### {family}: held-out return on {num_tasks} tasks, mean ± s.e. over seeds (over "
         "tasks where one seed)\n"
     )
-    print("| variant | seeds | " + " | ".join(f"{k} steps" for k in range(steps)) + " |")
+    print("| variant | seeds | " + " | ".join(steps_text(k) for k in range(steps)) + " |")
     print("|---|---|" + "---|" * steps)
     for variant in ordered(summary):
         rows = summary[variant]["steps"]
