@@ -33,6 +33,7 @@ RESUMABLE_KEYS = (
     "train.log_every",
     "progress",
     "device",
+    "env.threads",  # mujoco.rollout's threads split independent simulations: no number changes
     "keep_freed_memory",  # where freed memory goes changes no number
 )
 

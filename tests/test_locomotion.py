@@ -183,15 +183,22 @@ def test_observation_statistics_train_stay_fixed_in_evaluation_and_survive_a_che
 
 
 def test_ant_resume_is_exact_with_observation_statistics(tmp_path):
+    """Resumed on another number of physics threads (a resumable key: threads split the
+    simulations, each computed alone), the run still ends where an uninterrupted one does, and
+    its config says the threads it now runs on."""
     full = Experiment(make_config([*TINY_ANT, "train.iterations=3"]), tmp_path / "full")
     full.train()
-    Experiment(make_config([*TINY_ANT, "train.iterations=1"]), tmp_path / "part").train()
+    part = make_config([*TINY_ANT, "train.iterations=1", "env.threads=1"])
+    Experiment(part, tmp_path / "part").train()
     resumed = Experiment(
         make_config([*TINY_ANT, "train.iterations=3", f"resume={tmp_path / 'part'}"])
     )
+    assert resumed.cfg.env.threads == 2
     resumed.train()
     assert torch.equal(full.learner.parameters(), resumed.learner.parameters())
     assert torch.equal(full.normalizer.mean, resumed.normalizer.mean)
+    written = load_checkpoint(tmp_path / "part" / "checkpoints" / "last.pt")["config"]
+    assert "threads: 2" in written and "threads: 1" not in written
 
 
 @pytest.mark.parametrize(

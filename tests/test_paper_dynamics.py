@@ -220,6 +220,25 @@ def test_early_ends_in_the_batched_sampler_average_over_completed_episodes(sampl
         assert (ends.sum((1, 2)) > 4).any()
 
 
+def test_the_number_of_physics_threads_changes_no_number():
+    """The rllab Ant sampled with restarts (the budget sampler, the probe's sensors, rows
+    stepped alone) on 1 and on 3 threads: the same batch, bit for bit. A run may therefore
+    resume on another ``env.threads``."""
+    batches = []
+    for threads in (1, 3):
+        env = AntVelocity(AntVelocityConfig(dynamics="rllab", threads=threads), 2, 4)
+        env.set_tasks(torch.tensor([[0.5], [2.5]]))
+        env.horizon = 40
+
+        def wild(obs):
+            return torch.zeros(*obs.shape[:2], 8), torch.ones(2, 8)
+
+        batches.append(rollout(env, wild, torch.Generator().manual_seed(3), 0.99, 1.0, 160))
+    one, three = batches
+    assert (one.ends.sum((1, 2)) > 4).any()  # some episodes ended early and restarted
+    assert all(torch.equal(a, b) for a, b in zip(one, three, strict=True))
+
+
 def test_a_stored_config_without_the_key_is_gymnasium_dynamics():
     from pathlib import Path
 
