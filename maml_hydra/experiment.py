@@ -30,6 +30,7 @@ from maml_hydra.learner import MAML, MetaBatch
 from maml_hydra.logger import RunLogger, Stopwatch, closing_summary, peak_memory
 from maml_hydra.meta_optimizers import pre_update_kl
 from maml_hydra.policy import GaussianMLPPolicy
+from maml_hydra.results.stats import steps_text
 from maml_hydra.rundir import checkpoint_path, default_run_dir
 from maml_hydra.runtime import check_config
 from maml_hydra.sampling import SamplingPlan
@@ -250,8 +251,8 @@ class Experiment:
         for k, row in enumerate(returns):
             if not bool(torch.isfinite(row).all()):
                 raise DivergenceError(
-                    f"{self.run_dir}: iteration {self.iteration}: the held-out return after {k} "
-                    "gradient steps is not finite; no evaluation was written"
+                    f"{self.run_dir}: iteration {self.iteration}: the held-out return after "
+                    f"{steps_text(k)} of adaptation is not finite; no evaluation was written"
                 )
         return summarize_returns(returns, self.evaluator.success)
 

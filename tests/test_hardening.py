@@ -284,7 +284,7 @@ def test_a_non_finite_evaluation_writes_no_report(tmp_path):
     run = tmp_path / "run"
     exp = Experiment(make_config(["train.iterations=1"]), run)
     exp.evaluator.evaluate = lambda theta: torch.full((3, 3), float("nan"))
-    with pytest.raises(DivergenceError, match="held-out return after 0 gradient steps"):
+    with pytest.raises(DivergenceError, match="held-out return after 0 steps of adaptation"):
         exp.train()
     assert not (run / "eval_results.json").exists()
 
