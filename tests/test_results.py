@@ -339,3 +339,21 @@ def test_the_meta_world_table_plots_the_success_rate(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     two = results("table", "--metaworld", folder, folder, "--plot", png)
     assert two.returncode != 0 and "takes one folder" in two.stderr
+
+
+def test_the_bars_row_on_the_papers_problem_checks_the_papers_bars_as_the_paper_table_does():
+    """``table --bars`` on a family of the paper's problem checks the same two bars as
+    ``table --paper`` (one step within 2 combined standard errors of the paper's; the gap share
+    no lower than the paper's minus 0.1), with the same verdicts, on the committed results."""
+    for family in ("ant", "halfcheetah_dir", "halfcheetah_vel"):
+        folder = ROOT / "docs" / "results" / "paper" / family
+        full = results("table", "--paper", folder)
+        row = results("table", "--bars", folder)
+        assert full.returncode == 0 and row.returncode == 0, (full.stderr, row.stderr)
+        verdicts = [line.endswith(": holds") for line in full.stdout.splitlines()[-2:]]
+        cell = row.stdout.splitlines()[-1].split(" | ")[-2]
+        assert cell.startswith("1 step ") and "; gap share " in cell, cell
+        assert [part.endswith(" yes") for part in cell.split("; ")] == verdicts, (family, cell)
+        one_step = full.stdout.splitlines()[-2]
+        bar = one_step.split(" bar -2 x ")[1].split(" = ")[1].split(" ")[0]
+        assert f">= {bar} " in cell, (bar, cell)
