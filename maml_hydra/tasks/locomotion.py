@@ -313,8 +313,9 @@ class Ant(MujocoLocomotion):
 
     gymnasium dynamics: Ant-v5's observation without contact forces, qpos[2:] and qvel (27).
     Gymnasium measures ``x_velocity`` on ``xpos``, which after an RK4 ``mj_step`` holds the last
-    Runge-Kutta stage's kinematics, not the final state's: it differs from ours by about 1e-4
-    m/s (tests/test_locomotion.py). No contact cost, as pytorch-maml-rl and ProMP.
+    Runge-Kutta stage's kinematics, not the final state's: it differs from ours by a median
+    of 2e-3 m/s (docs/RESULTS.md, "Locomotion environments"). No contact cost, as
+    pytorch-maml-rl and ProMP.
 
     rllab dynamics (rllab's ``AntEnv`` and the paper's ``ant_env_rand*.py``): rllab's model (see
     ``rllab_edits``); observation (125) qpos (15), qvel (14), clip(cfrc_ext, -1, 1) (14 bodies x
