@@ -357,3 +357,35 @@ def test_the_bars_row_on_the_papers_problem_checks_the_papers_bars_as_the_paper_
         one_step = full.stdout.splitlines()[-2]
         bar = one_step.split(" bar -2 x ")[1].split(" = ")[1].split(" ")[0]
         assert f">= {bar} " in cell, (bar, cell)
+
+
+def test_the_gap_share_against_another_folders_oracles_is_the_textbook_share():
+    """``table --paper FOLDER --oracle OTHER``: the gap share again with OTHER's oracles, each
+    seed's (MAML after 1 step - pretrained after 1) / (oracle - pretrained after 1), mean and
+    standard error over seeds, recomputed here from the committed files; ``--oracle`` alone
+    is refused."""
+    import json
+
+    results_dir = ROOT / "docs" / "results" / "paper"
+    other = results_dir / "ant_per_task_baseline"
+    done = results("table", "--paper", results_dir / "ant", "--oracle", other)
+    assert done.returncode == 0, done.stderr
+    line = done.stdout.splitlines()[-1]
+
+    def mean_after(folder, name, step):
+        returns = json.loads((results_dir / folder / name).read_text())["returns"][step]
+        return sum(returns) / len(returns)
+
+    shares = []
+    for s in (0, 1):
+        maml = mean_after("ant", f"maml_seed{s}.json", 1)
+        pre = mean_after("ant", f"pretrained_seed{s}.json", 1)
+        oracle = mean_after("ant_per_task_baseline", f"oracle_seed{s}.json", 0)
+        shares.append((maml - pre) / (oracle - pre))
+    mean, se = stats.mean_se(shares)
+    want = paper.gap_share("ant") - 0.1
+    assert line.startswith(f"- the same against the oracles of {other} (seeds [0, 1]): "), line
+    assert f": {mean:.2f} ± {se:.2f} (the share of the means" in line, (line, mean, se)
+    assert line.endswith(f"bar {want:.2f}: {'holds' if mean >= want else 'FAILS'}"), line
+    alone = results("table", results_dir / "ant", "--oracle", other)
+    assert alone.returncode == 2 and "--oracle goes with --paper" in alone.stderr

@@ -5,6 +5,7 @@
     .venv/bin/python -m maml_hydra.results table --bars docs/results/<family> [docs/results/...]
     .venv/bin/python -m maml_hydra.results table --search docs/results/search/<family>
     .venv/bin/python -m maml_hydra.results table --paper docs/results/paper/<family> [...]
+        [--oracle FOLDER]
     .venv/bin/python -m maml_hydra.results table --metaworld docs/results/metaworld/<name>
 
 Prints, as Markdown: the held-out return per variant after 0..K gradient steps (mean ± standard
@@ -21,7 +22,8 @@ the step size whose one-step mean over MAML's seeds is the highest.
 ``--paper``: a family on the paper's scale (runs on ``env.dynamics=rllab`` only): every
 variant's held-out return after 0..3 steps, mean ± standard error over seeds, beside the paper's
 own numbers; MAML's one-step bar against the paper's within 2 combined standard errors; and the
-share of the pretrained-to-oracle gap that MAML closes after one step, paired per seed.
+share of the pretrained-to-oracle gap that MAML closes after one step, paired per seed;
+``--oracle FOLDER``: that share again against FOLDER's oracles (trained another way).
 
 ``--metaworld``: a Meta-World benchmark's success rates (``maml_hydra.results.metaworld``).
 
@@ -254,10 +256,13 @@ def gap_share_bar(family: str, maml: dict, pre: dict, oracle: dict) -> dict | No
     }
 
 
-def paper_table(folder: Path) -> tuple[str, dict[str, dict[int, list[float]]]]:
+def paper_table(
+    folder: Path, oracles: Path | None = None
+) -> tuple[str, dict[str, dict[int, list[float]]]]:
     """One family on the paper's scale: every variant after 0..3 steps, mean ± s.e. over seeds,
     beside the paper's own numbers; the bars; the share of the pretrained-to-oracle gap MAML
-    closes after one step, per seed, with a 95% interval over seeds. Returns the family and
+    closes after one step, per seed, with a 95% interval over seeds, and again against the
+    oracles of ``oracles`` (another folder's, trained otherwise) where given. Returns the family and
     what was tabled: variant -> seed -> the mean over tasks after each step, at the variant's
     tabled step sizes."""
     records = load(folder)
@@ -322,6 +327,20 @@ def paper_table(folder: Path) -> tuple[str, dict[str, dict[int, list[float]]]]:
         f"(the share of the means {gap['of_means']:.2f}); the paper's {gap['theirs']:.2f}, bar "
         f"{gap['want']:.2f}: {'holds' if gap['holds'] else 'FAILS'}"
     )
+    if oracles is not None:
+        theirs = [r for r in load(oracles) if rllab(r) and r["family"] == family]
+        other = best_group(step_means(theirs, "oracle"))[1]
+        again = gap_share_bar(family, maml, pre, other)
+        if again is None:
+            raise SystemExit(
+                f"error: {oracles}: no {family} oracle of a seed MAML and pretrained have"
+            )
+        print(
+            f"- the same against the oracles of {oracles} (seeds {again['seeds']}): "
+            f"{fmt(again['share'], again['se'])} (the share of the means "
+            f"{again['of_means']:.2f}); bar {again['want']:.2f}: "
+            f"{'holds' if again['holds'] else 'FAILS'}"
+        )
     return family, chosen
 
 
@@ -427,6 +446,12 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="each folder's Meta-World success rates, beside the published MAML numbers",
     )
+    parser.add_argument(
+        "--oracle",
+        type=Path,
+        default=None,
+        help="with --paper: the gap share again, against this folder's oracles",
+    )
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument(
         "--curves", type=Path, default=None, help="plot learning curves against env steps"
@@ -439,11 +464,13 @@ def main(argv: list[str] | None = None) -> None:
         for folder in args.folder:
             search(folder)
         return
+    if args.oracle is not None and not args.paper:
+        parser.error("--oracle goes with --paper")
     if args.paper:
         if args.plot is not None and len(args.folder) > 1:
             parser.error("--paper --plot takes one folder")
         for folder in args.folder:
-            family, chosen = paper_table(folder)
+            family, chosen = paper_table(folder, args.oracle)
         if args.plot is not None and not chosen:
             raise SystemExit(f"error: {args.folder[0]}: no run of env.dynamics=rllab to plot")
         if args.plot is not None:
