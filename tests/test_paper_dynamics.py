@@ -314,6 +314,9 @@ def test_paper_presets_hold_the_papers_settings_and_goals(family):
             assert cfg.algorithm.max_kl == 0.01 and cfg.inner.num_steps == 0
         if baseline == "pretrained":
             assert cfg.eval.lrs == [0.2, 0.1]
+        if baseline == "oracle":  # a goal per episode, one baseline per batch, as rllab's
+            shape = (cfg.train.meta_batch_size, cfg.train.episodes_per_task)
+            assert shape == (100, 1) and cfg.train.linear_baseline == "batch"
 
 
 def test_a_paper_preset_trains_and_evaluates_on_the_ant_with_its_terminations(tmp_path):
