@@ -306,8 +306,8 @@ def paper_table(
     print(
         f"\n- MAML after one step: {fmt(bar['mean'], bar['se'])} against the paper's "
         f"{bar['ref']:.2f} (s.e. {bar['ref_se']:g}, over its 40 goals, one seed): difference "
-        f"{bar['mean'] - bar['ref']:+.2f}, bar -2 x {bar['combined']:.2f} = "
-        f"{-2 * bar['combined']:.2f} (our s.e. over seeds combined with the paper's over "
+        f"{bar['mean'] - bar['ref']:+.2f}, bar -{BAR_SE:g} x {bar['combined']:.2f} = "
+        f"{-BAR_SE * bar['combined']:.2f} (our s.e. over seeds combined with the paper's over "
         f"goals{note}): {'holds' if bar['holds'] else 'FAILS'}"
     )
     gap = gap_share_bar(family, maml, pre, oracle)
