@@ -39,7 +39,7 @@ LOCOMOTION = {
 ANT_DIR_FULL_BATCH_MAML = ([8.66, 499.15, 500.68, 499.11], 16.4)
 # The s.e. of the paper's maml_batch20 Ant-direction result is not published with it: that of
 # its full-batch MAML stands in for it.
-SE_STAND_IN = {"ant_dir": ANT_DIR_FULL_BATCH_MAML[1]}
+SE_STAND_IN = {"ant_dir": (ANT_DIR_FULL_BATCH_MAML[1], "its full-batch MAML's")}
 
 # 2D navigation, Table 4: MAML after 0..3 gradient steps (its goals: the original script's).
 NAVIGATION_MAML = [-40.41, -11.68, -3.33, -3.23]
