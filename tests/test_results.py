@@ -365,8 +365,8 @@ def test_the_bars_row_on_the_papers_problem_checks_the_papers_bars_as_the_paper_
 def test_the_gap_share_against_another_folders_oracles_is_the_textbook_share():
     """``table --paper FOLDER --oracle OTHER``: the gap share again with OTHER's oracles, each
     seed's (MAML after 1 step - pretrained after 1) / (oracle - pretrained after 1), mean and
-    standard error over seeds, recomputed here from the committed files; ``--oracle`` alone
-    is refused."""
+    standard error over seeds, recomputed here from the committed files; ``--oracle`` alone,
+    or with a folder of no such oracle, is refused before anything is printed."""
     import json
 
     results_dir = ROOT / "docs" / "results" / "paper"
@@ -392,3 +392,9 @@ def test_the_gap_share_against_another_folders_oracles_is_the_textbook_share():
     assert line.endswith(f"bar {want:.2f}: {'holds' if mean >= want else 'FAILS'}"), line
     alone = results("table", results_dir / "ant", "--oracle", other)
     assert alone.returncode == 2 and "--oracle goes with --paper" in alone.stderr
+    wrong = results("table", "--paper", results_dir / "ant", "--oracle", results_dir / "ant_dir")
+    assert wrong.returncode != 0 and not wrong.stdout, wrong.stdout
+    assert (
+        wrong.stderr.strip()
+        == f"error: {results_dir / 'ant_dir'}: no ant oracle on the paper's problem"
+    )

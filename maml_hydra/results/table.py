@@ -271,6 +271,11 @@ def paper_table(
     tabled step sizes."""
     records = load(folder)
     family = records[0]["family"]
+    if oracles is not None:  # refused before anything is printed
+        theirs = [r for r in load(oracles) if rllab(r) and r["family"] == family]
+        other_oracles = best_group(step_means(theirs, "oracle"))[1]
+        if not other_oracles:
+            raise SystemExit(f"error: {oracles}: no {family} oracle on the paper's problem")
     other = [r for r in records if not rllab(r)]
     records = [r for r in records if rllab(r)]
     print(f"### {family} on the paper's problem (env.dynamics=rllab), {folder}\n")
@@ -312,8 +317,7 @@ def paper_table(
     print(
         f"\n- MAML after one step: {fmt(bar['mean'], bar['se'])} against the paper's "
         f"{bar['ref']:.2f} (s.e. {bar['ref_se']:g}{stand_in}, over its 40 goals, one seed): "
-        f"difference "
-        f"{bar['mean'] - bar['ref']:+.2f}, bar -{BAR_SE:g} x {bar['combined']:.2f} = "
+        f"difference {bar['mean'] - bar['ref']:+.2f}, bar -{BAR_SE:g} x {bar['combined']:.2f} = "
         f"{-BAR_SE * bar['combined']:.2f} (our s.e. over seeds combined with the paper's over "
         f"goals{note}): {'holds' if bar['holds'] else 'FAILS'}"
     )
@@ -335,12 +339,10 @@ def paper_table(
         f"{gap['want']:.2f}: {'holds' if gap['holds'] else 'FAILS'}"
     )
     if oracles is not None:
-        theirs = [r for r in load(oracles) if rllab(r) and r["family"] == family]
-        other = best_group(step_means(theirs, "oracle"))[1]
-        again = gap_share_bar(family, maml, pre, other)
+        again = gap_share_bar(family, maml, pre, other_oracles)
         if again is None:
             raise SystemExit(
-                f"error: {oracles}: no {family} oracle of a seed MAML and pretrained have"
+                f"error: {oracles}: no {family} oracle on a seed that has MAML and pretrained"
             )
         print(
             f"- the same against the oracles of {oracles} (seeds {again['seeds']}): "
